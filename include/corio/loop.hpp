@@ -1,0 +1,124 @@
+// Loop: one event loop (one per thread by default). Each iteration runs the callbacks
+// queued with call_soon/post, waits in the poller for exactly as long as the nearest
+// timer allows (forever if none, zero if work is queued), fires due timers and
+// dispatches descriptor readiness. Nothing polls: an idle loop costs no CPU.
+#pragma once
+#include <corio/clock.hpp>
+#include <corio/timer_queue.hpp>
+
+#include <atomic>
+#include <coroutine>
+#include <exception>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <vector>
+
+namespace corio {
+
+class IoWatch;
+class Poller;
+class SignalSource;
+class Wakeup;
+
+namespace detail {
+// A spawned (detached) coroutine frame, owned by the loop until it finishes.
+struct TaskNode {
+  TaskNode* prev = nullptr;
+  TaskNode* next = nullptr;
+  std::coroutine_handle<> frame;
+};
+}  // namespace detail
+
+class Loop {
+ public:
+  using Callback = std::function<void()>;
+  using ExceptionHandler = std::function<void(std::exception_ptr)>;
+
+  Loop();
+  ~Loop();
+  Loop(const Loop&) = delete;
+  Loop& operator=(const Loop&) = delete;
+
+  // The calling thread's default loop, created on first use. Every API in the thread
+  // (C++ tasks, every Lua module in a Lua state) shares it.
+  static Loop& current();
+
+  // Runs until stop() or until nothing (timer, watch, queued callback, hold) is left.
+  void run();
+  // One iteration, waiting at most `timeout` (nullopt: as long as the nearest timer
+  // allows, forever if there is none). Returns whether any callback ran.
+  bool run_once(std::optional<Duration> timeout = std::nullopt);
+  // Makes run() return after the current iteration (safe from any callback).
+  void stop() noexcept { stop_ = true; }
+
+  static TimePoint now() noexcept { return Clock::now(); }
+
+  // Runs fn on the next iteration. Not thread-safe; use post() from other threads.
+  void call_soon(Callback fn);
+  // Thread-safe: queues fn and wakes the loop if it is blocked.
+  void post(Callback fn);
+
+  // Exceptions escaping callbacks and spawned tasks go here; the loop goes on.
+  // Default: print to stderr.
+  void set_exception_handler(ExceptionHandler h) { on_exception_ = std::move(h); }
+  void report(std::exception_ptr e) noexcept;
+
+  // While held, run() keeps going with nothing else pending (e.g. waiting for post()).
+  void hold() noexcept { ++refs_; }
+  void release() noexcept { --refs_; }
+  bool alive() const noexcept;
+
+  std::size_t timer_count() const noexcept { return timers_.size(); }
+
+ private:
+  friend class Timer;
+  friend class IoWatch;
+  friend class SignalWatch;
+  friend class SignalSource;
+  friend void link_task(Loop&, detail::TaskNode*) noexcept;
+  friend void unlink_task(Loop&, detail::TaskNode*) noexcept;
+
+  struct FdSlot {
+    IoWatch* head = nullptr;
+    unsigned registered = 0;  // interest mask the poller currently holds
+    bool always_ready = false;  // a regular file: epoll refuses it, select calls it ready
+  };
+
+  void arm(Timer* t);
+  void disarm(Timer* t) noexcept;
+  std::error_code update_fd(int fd);
+  void unlink_watch(IoWatch* w) noexcept;
+  void dispatch_fd(int fd, unsigned events);
+  int fire_timers();
+  int run_queued();
+  template <class F> void guarded(F&& f) noexcept;
+
+  std::unique_ptr<Poller> poller_;
+  std::unique_ptr<Wakeup> wakeup_;
+  std::unique_ptr<SignalSource> signals_;
+  TimerQueue timers_;
+  std::vector<FdSlot> fds_;
+  std::vector<int> always_ready_;  // descriptors with always_ready set
+  struct Cursor {
+    IoWatch* next;
+    Cursor* outer;
+  };
+  Cursor* cursor_ = nullptr;  // innermost descriptor dispatch in progress
+  std::vector<Callback> queued_;
+  std::vector<Callback> running_;
+  std::mutex posted_mutex_;
+  std::vector<Callback> posted_;
+  std::atomic<bool> sleeping_{false};
+  detail::TaskNode* tasks_ = nullptr;
+  ExceptionHandler on_exception_;
+  long refs_ = 0;  // active referenced timers, watches, signals and holds
+  bool stop_ = false;
+};
+
+// Used by spawn(): the loop owns a detached task's frame until it finishes.
+void link_task(Loop& loop, detail::TaskNode* n) noexcept;
+void unlink_task(Loop& loop, detail::TaskNode* n) noexcept;
+
+}  // namespace corio

@@ -1,0 +1,47 @@
+// Timer: a one-shot or repeating deadline on a Loop. The object is owned by the caller
+// (intrusive, like uv_timer_t): arming it allocates nothing, destroying it disarms it.
+#pragma once
+#include <corio/clock.hpp>
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+
+namespace corio {
+
+class Loop;
+
+class Timer {
+ public:
+  using Callback = std::function<void()>;
+
+  explicit Timer(Loop& loop) noexcept : loop_(&loop) {}
+  ~Timer() { stop(); }
+  Timer(const Timer&) = delete;
+  Timer& operator=(const Timer&) = delete;
+
+  // Fires `after` from now (never earlier), then every `repeat` if it is non-zero.
+  // Restarting an armed timer re-arms it. The callback may stop, restart or destroy the timer.
+  void start(Duration after, Callback cb, Duration repeat = Duration::zero());
+  void start_at(TimePoint deadline, Callback cb, Duration repeat = Duration::zero());
+  void stop() noexcept;
+
+  bool active() const noexcept { return index_ != kInactive; }
+  TimePoint deadline() const noexcept { return deadline_; }
+  Duration repeat() const noexcept { return repeat_; }
+  Loop& loop() const noexcept { return *loop_; }
+
+ private:
+  friend class TimerQueue;
+  friend class Loop;
+  static constexpr std::size_t kInactive = static_cast<std::size_t>(-1);
+
+  Loop* loop_;
+  TimePoint deadline_{};
+  Duration repeat_{};
+  std::uint64_t seq_ = 0;  // insertion order breaks ties: equal deadlines fire FIFO
+  std::size_t index_ = kInactive;
+  Callback cb_;
+};
+
+}  // namespace corio

@@ -1,0 +1,299 @@
+#include <corio/loop.hpp>
+
+#include <corio/io_watch.hpp>
+#include <corio/timer.hpp>
+
+#include "poller.hpp"
+#include "signal_source.hpp"
+#include "wakeup.hpp"
+
+#include <cstdio>
+#include <system_error>
+#include <sys/stat.h>
+
+namespace corio {
+
+Loop::Loop() : poller_(Poller::create()), wakeup_(std::make_unique<Wakeup>()) {
+  if (int err = poller_->set(wakeup_->fd(), 0, kReadable))
+    throw std::system_error(err, std::generic_category(), "registering the wakeup descriptor");
+}
+
+Loop::~Loop() {
+  // Spawned tasks still suspended are destroyed first: their frames own timers and
+  // watches that unregister from this loop as they go.
+  while (tasks_) tasks_->frame.destroy();
+  signals_.reset();
+  // Watches and timers still armed belong to their owners; detach them so a late
+  // destructor does not touch a dead loop.
+  for (auto& slot : fds_)
+    for (IoWatch* w = slot.head; w; w = w->next_) w->interest_ = 0;
+  while (!timers_.empty()) timers_.erase(timers_.top());
+}
+
+Loop& Loop::current() {
+  thread_local Loop loop;
+  return loop;
+}
+
+bool Loop::alive() const noexcept { return refs_ > 0 || !queued_.empty(); }
+
+void Loop::run() {
+  stop_ = false;
+  while (!stop_ && alive()) run_once();
+  stop_ = false;
+}
+
+template <class F>
+void Loop::guarded(F&& f) noexcept {
+  try {
+    f();
+  } catch (...) {
+    report(std::current_exception());
+  }
+}
+
+void Loop::report(std::exception_ptr e) noexcept {
+  if (on_exception_) {
+    try {
+      on_exception_(e);
+      return;
+    } catch (...) {
+      e = std::current_exception();  // a throwing handler falls back to stderr
+    }
+  }
+  try {
+    std::rethrow_exception(e);
+  } catch (const std::exception& ex) {
+    std::fprintf(stderr, "corio: unhandled exception: %s\n", ex.what());
+  } catch (...) {
+    std::fprintf(stderr, "corio: unhandled exception of unknown type\n");
+  }
+}
+
+void Loop::call_soon(Callback fn) { queued_.push_back(std::move(fn)); }
+
+void Loop::post(Callback fn) {
+  {
+    std::lock_guard lock(posted_mutex_);
+    posted_.push_back(std::move(fn));
+  }
+  if (sleeping_.load(std::memory_order_acquire)) wakeup_->signal();
+}
+
+int Loop::run_queued() {
+  {
+    std::lock_guard lock(posted_mutex_);
+    for (auto& fn : posted_) queued_.push_back(std::move(fn));
+    posted_.clear();
+  }
+  if (queued_.empty()) return 0;
+  // Callbacks queued while these run wait for the next iteration: no starvation.
+  running_.swap(queued_);
+  int n = static_cast<int>(running_.size());
+  for (auto& fn : running_) guarded(fn);
+  running_.clear();
+  return n;
+}
+
+bool Loop::run_once(std::optional<Duration> timeout) {
+  int ran = run_queued();
+
+  std::optional<Duration> wait = timeout;
+  if (ran > 0 || !queued_.empty() || !always_ready_.empty()) {
+    wait = Duration::zero();
+  } else if (!timers_.empty()) {
+    Duration until = timers_.next_deadline() - now();
+    if (until < Duration::zero()) until = Duration::zero();
+    if (!wait || until < *wait) wait = until;
+  }
+
+  sleeping_.store(true, std::memory_order_release);
+  {
+    std::lock_guard lock(posted_mutex_);
+    if (!posted_.empty()) wait = Duration::zero();
+  }
+  PollEvent events[256];
+  int n = poller_->wait(wait, events, 256);
+  sleeping_.store(false, std::memory_order_relaxed);
+
+  ran += fire_timers();
+  for (int i = 0; i < n; ++i) {
+    if (events[i].fd == wakeup_->fd()) {
+      wakeup_->drain();
+      continue;
+    }
+    dispatch_fd(events[i].fd, events[i].events);
+    ++ran;
+  }
+  if (!always_ready_.empty()) {
+    std::vector<int> ready = always_ready_;  // callbacks may stop these watches
+    for (int fd : ready) dispatch_fd(fd, kReadable | kWritable);
+    ran += static_cast<int>(ready.size());
+  }
+  return ran > 0;
+}
+
+// ---- timers ----
+
+void Timer::start(Duration after, Callback cb, Duration repeat) {
+  start_at(Loop::now() + after, std::move(cb), repeat);
+}
+
+void Timer::start_at(TimePoint deadline, Callback cb, Duration repeat) {
+  stop();
+  deadline_ = deadline;
+  repeat_ = repeat < Duration::zero() ? Duration::zero() : repeat;
+  cb_ = std::move(cb);
+  loop_->arm(this);
+}
+
+void Timer::stop() noexcept {
+  if (active()) loop_->disarm(this);
+}
+
+void Loop::arm(Timer* t) {
+  t->seq_ = timers_.next_seq();
+  timers_.push(t);
+  ++refs_;
+}
+
+void Loop::disarm(Timer* t) noexcept {
+  timers_.erase(t);
+  --refs_;
+}
+
+int Loop::fire_timers() {
+  if (timers_.empty()) return 0;
+  TimePoint t_now = now();
+  int fired = 0;
+  // Timers armed by these callbacks get deadlines after t_now, so this ends.
+  while (!timers_.empty() && timers_.next_deadline() <= t_now) {
+    Timer* t = timers_.top();
+    disarm(t);
+    if (t->repeat_ > Duration::zero()) {
+      // Periodic without drift; if the loop fell behind, skip the missed ticks.
+      TimePoint next = t->deadline_ + t->repeat_;
+      t->deadline_ = next > t_now ? next : t_now + t->repeat_;
+      arm(t);
+    }
+    ++fired;
+    guarded([t] { t->cb_(); });
+  }
+  return fired;
+}
+
+// ---- descriptor watches ----
+
+std::error_code IoWatch::start(unsigned interest) {
+  interest &= kReadable | kWritable | kPriority;
+  if (fd_ < 0) {
+    stop();
+    return std::make_error_code(std::errc::bad_file_descriptor);
+  }
+  if (interest == interest_) return {};
+  Loop& loop = *loop_;
+  if (static_cast<std::size_t>(fd_) >= loop.fds_.size()) loop.fds_.resize(fd_ + 1);
+  bool was_active = active();
+  if (!was_active) {
+    auto& slot = loop.fds_[fd_];
+    next_ = slot.head;
+    prev_ = nullptr;
+    if (slot.head) slot.head->prev_ = this;
+    slot.head = this;
+    if (ref_) ++loop.refs_;
+  }
+  interest_ = interest;
+  std::error_code ec = loop.update_fd(fd_);
+  if (ec) stop();
+  return ec;
+}
+
+void IoWatch::stop() noexcept {
+  if (!active()) return;
+  loop_->unlink_watch(this);
+  interest_ = 0;
+  if (ref_) --loop_->refs_;
+  loop_->update_fd(fd_);
+}
+
+void IoWatch::unref() noexcept {
+  if (!ref_) return;
+  ref_ = false;
+  if (active()) --loop_->refs_;
+}
+
+void Loop::unlink_watch(IoWatch* w) noexcept {
+  for (Cursor* c = cursor_; c; c = c->outer)
+    if (c->next == w) c->next = w->next_;
+  if (w->prev_)
+    w->prev_->next_ = w->next_;
+  else
+    fds_[w->fd_].head = w->next_;
+  if (w->next_) w->next_->prev_ = w->prev_;
+  w->prev_ = w->next_ = nullptr;
+}
+
+std::error_code Loop::update_fd(int fd) {
+  FdSlot& slot = fds_[fd];
+  unsigned want = 0;
+  for (IoWatch* w = slot.head; w; w = w->next_) want |= w->interest_;
+  if (slot.always_ready) {
+    if (want == 0) {
+      slot.always_ready = false;
+      std::erase(always_ready_, fd);
+    }
+    return {};
+  }
+  if (want == slot.registered) return {};
+  int err = poller_->set(fd, slot.registered, want);
+  if (err == EPERM && want != 0) {
+    // epoll refuses regular files; they never block, so report them ready every time.
+    struct stat st;
+    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
+      if (slot.registered) poller_->set(fd, slot.registered, 0);
+      slot.registered = 0;
+      slot.always_ready = true;
+      always_ready_.push_back(fd);
+      return {};
+    }
+  }
+  if (err) return {err, std::generic_category()};
+  slot.registered = want;
+  return {};
+}
+
+void Loop::dispatch_fd(int fd, unsigned events) {
+  if (fd < 0 || static_cast<std::size_t>(fd) >= fds_.size()) return;
+  // Error and hangup go to every watch (a reader or writer then finds out by trying),
+  // or a level-triggered poller would report them forever to nobody.
+  unsigned always = events & (kError | kHangup);
+  if (always) events |= kReadable | kWritable;
+  // A callback may stop any watch, or run the loop again (nested dispatch): every
+  // cursor in the chain is moved past a watch that is unlinked under it.
+  Cursor cur{nullptr, cursor_};
+  cursor_ = &cur;
+  for (IoWatch* w = fds_[fd].head; w; w = cur.next) {
+    cur.next = w->next_;
+    unsigned mine = (events & w->interest_) | always;
+    if (mine) guarded([w, mine] { w->cb_(mine); });
+  }
+  cursor_ = cur.outer;
+}
+
+// ---- spawned tasks ----
+
+void link_task(Loop& loop, detail::TaskNode* n) noexcept {
+  n->next = loop.tasks_;
+  if (loop.tasks_) loop.tasks_->prev = n;
+  loop.tasks_ = n;
+}
+
+void unlink_task(Loop& loop, detail::TaskNode* n) noexcept {
+  if (n->prev)
+    n->prev->next = n->next;
+  else
+    loop.tasks_ = n->next;
+  if (n->next) n->next->prev = n->prev;
+}
+
+}  // namespace corio

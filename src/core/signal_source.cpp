@@ -1,0 +1,154 @@
+#include "signal_source.hpp"
+
+#include <corio/loop.hpp>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <pthread.h>
+#include <strings.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+namespace corio {
+
+SignalSource::SignalSource(Loop& loop) : loop_(loop) {
+  sigemptyset(&watched_);
+  sigemptyset(&blocked_before_);
+}
+
+SignalSource::~SignalSource() {
+  for (auto& head : heads_)
+    for (SignalWatch* w = head; w; w = w->next_) w->active_ = false;
+  watch_.reset();
+  if (fd_ >= 0) close(fd_);
+  // Give the thread back the mask it had for the signals we took over.
+  sigset_t unblock;
+  sigemptyset(&unblock);
+  for (int s = 1; s < kMax; ++s)
+    if (sigismember(&watched_, s) && !sigismember(&blocked_before_, s)) sigaddset(&unblock, s);
+  pthread_sigmask(SIG_UNBLOCK, &unblock, nullptr);
+}
+
+std::error_code SignalSource::apply_mask() noexcept {
+  int fd = signalfd(fd_, &watched_, SFD_NONBLOCK | SFD_CLOEXEC);
+  if (fd < 0) return {errno, std::generic_category()};
+  if (fd_ < 0) {
+    fd_ = fd;
+    watch_.emplace(loop_, fd_, [this](unsigned) { on_readable(); });
+    watch_->unref();
+    if (auto ec = watch_->start(kReadable)) return ec;
+  }
+  return {};
+}
+
+std::error_code SignalSource::add(SignalWatch* w) {
+  int s = w->signo_;
+  if (s <= 0 || s >= kMax || s == SIGKILL || s == SIGSTOP) return std::make_error_code(std::errc::invalid_argument);
+  if (!heads_[s]) {
+    sigset_t one, old;
+    sigemptyset(&one);
+    sigaddset(&one, s);
+    // Block before the signalfd sees it, or a signal in between would take its default action.
+    pthread_sigmask(SIG_BLOCK, &one, &old);
+    if (sigismember(&old, s)) sigaddset(&blocked_before_, s);
+    sigaddset(&watched_, s);
+    if (auto ec = apply_mask()) {
+      sigdelset(&watched_, s);
+      if (!sigismember(&blocked_before_, s)) pthread_sigmask(SIG_UNBLOCK, &one, nullptr);
+      sigdelset(&blocked_before_, s);
+      return ec;
+    }
+  }
+  w->prev_ = nullptr;
+  w->next_ = heads_[s];
+  if (heads_[s]) heads_[s]->prev_ = w;
+  heads_[s] = w;
+  return {};
+}
+
+void SignalSource::remove(SignalWatch* w) noexcept {
+  int s = w->signo_;
+  if (cursor_ == w) cursor_ = w->next_;
+  if (w->prev_)
+    w->prev_->next_ = w->next_;
+  else
+    heads_[s] = w->next_;
+  if (w->next_) w->next_->prev_ = w->prev_;
+  w->prev_ = w->next_ = nullptr;
+  if (heads_[s]) return;
+  sigdelset(&watched_, s);
+  apply_mask();
+  if (!sigismember(&blocked_before_, s)) {
+    sigset_t one;
+    sigemptyset(&one);
+    sigaddset(&one, s);
+    pthread_sigmask(SIG_UNBLOCK, &one, nullptr);
+  }
+  sigdelset(&blocked_before_, s);
+}
+
+void SignalSource::on_readable() {
+  signalfd_siginfo info;
+  while (read(fd_, &info, sizeof info) == static_cast<ssize_t>(sizeof info)) {
+    int s = static_cast<int>(info.ssi_signo);
+    if (s <= 0 || s >= kMax) continue;
+    // A callback may stop any watch of this signal; remove() moves the cursor past it.
+    SignalWatch* outer = cursor_;
+    for (SignalWatch* w = heads_[s]; w; w = cursor_) {
+      cursor_ = w->next_;
+      try {
+        w->cb_(s);
+      } catch (...) {
+        loop_.report(std::current_exception());
+      }
+    }
+    cursor_ = outer;
+  }
+}
+
+// ---- SignalWatch ----
+
+std::error_code SignalWatch::start() {
+  if (active_) return {};
+  if (!loop_->signals_) loop_->signals_ = std::make_unique<SignalSource>(*loop_);
+  if (auto ec = loop_->signals_->add(this)) return ec;
+  active_ = true;
+  ++loop_->refs_;
+  return {};
+}
+
+void SignalWatch::stop() noexcept {
+  if (!active_) return;
+  active_ = false;
+  --loop_->refs_;
+  loop_->signals_->remove(this);
+}
+
+int signal_number(const char* name) noexcept {
+  static const struct {
+    const char* name;
+    int signo;
+  } table[] = {
+      {"HUP", SIGHUP},   {"INT", SIGINT},       {"QUIT", SIGQUIT}, {"ILL", SIGILL},     {"TRAP", SIGTRAP},
+      {"ABRT", SIGABRT}, {"BUS", SIGBUS},       {"FPE", SIGFPE},   {"USR1", SIGUSR1},   {"SEGV", SIGSEGV},
+      {"USR2", SIGUSR2}, {"PIPE", SIGPIPE},     {"ALRM", SIGALRM}, {"TERM", SIGTERM},   {"CHLD", SIGCHLD},
+      {"CONT", SIGCONT}, {"TSTP", SIGTSTP},     {"TTIN", SIGTTIN}, {"TTOU", SIGTTOU},   {"URG", SIGURG},
+      {"XCPU", SIGXCPU}, {"XFSZ", SIGXFSZ},     {"VTALRM", SIGVTALRM}, {"PROF", SIGPROF}, {"WINCH", SIGWINCH},
+      {"IO", SIGIO},     {"PWR", SIGPWR},       {"SYS", SIGSYS},   {"KILL", SIGKILL},   {"STOP", SIGSTOP},
+  };
+  if (strncasecmp(name, "SIG", 3) == 0) name += 3;
+  for (const auto& e : table)
+    if (strcasecmp(name, e.name) == 0) return e.signo;
+  if (strncasecmp(name, "RTMIN+", 6) == 0 || strncasecmp(name, "RTMAX-", 6) == 0) {
+    char* end;
+    long k = std::strtol(name + 6, &end, 10);
+    int s = name[3] == 'I' || name[3] == 'i' ? SIGRTMIN + static_cast<int>(k) : SIGRTMAX - static_cast<int>(k);
+    if (*end == '\0' && k >= 0 && s >= SIGRTMIN && s <= SIGRTMAX) return s;
+  }
+  if (strcasecmp(name, "RTMIN") == 0) return SIGRTMIN;
+  if (strcasecmp(name, "RTMAX") == 0) return SIGRTMAX;
+  return 0;
+}
+
+}  // namespace corio

@@ -1,0 +1,20 @@
+// Wakeup: a descriptor another thread can make readable to interrupt a blocked poll.
+#pragma once
+
+namespace corio {
+
+class Wakeup {
+ public:
+  Wakeup();
+  ~Wakeup();
+  Wakeup(const Wakeup&) = delete;
+  Wakeup& operator=(const Wakeup&) = delete;
+  int fd() const noexcept { return fd_; }
+  void signal() noexcept;  // async-signal-safe and thread-safe
+  void drain() noexcept;
+
+ private:
+  int fd_;
+};
+
+}  // namespace corio

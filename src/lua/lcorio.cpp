@@ -1,0 +1,29 @@
+// The corio.core module: the native binding every Lua face of corio is built on.
+#include "lcompat.hpp"
+#include "levent.hpp"
+
+#include <corio/loop.hpp>
+
+namespace {
+
+int l_now(lua_State* L) {
+  lua_pushnumber(L, corio::to_seconds(corio::Loop::now().time_since_epoch()));
+  return 1;
+}
+
+const luaL_Reg kFunctions[] = {
+    {"newset", corio::lua::newset},
+    {"now", l_now},
+    {nullptr, nullptr},
+};
+
+}  // namespace
+
+extern "C" __attribute__((visibility("default"))) int luaopen_corio_core(lua_State* L) {
+  corio::lua::register_event_set(L);
+  lua_newtable(L);
+  luaL_setfuncs(L, kFunctions, 0);
+  lua_pushliteral(L, "0.1.0");
+  lua_setfield(L, -2, "version");
+  return 1;
+}
