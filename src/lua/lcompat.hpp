@@ -53,14 +53,11 @@ inline int abs_index(lua_State* L, int idx) {
   return idx > 0 || idx <= LUA_REGISTRYINDEX ? idx : lua_gettop(L) + idx + 1;
 }
 
+// A number with an integral value (LuaSocket's getfd returns a float on 5.3+).
 inline bool is_integer(lua_State* L, int idx) {
-#if LUA_VERSION_NUM >= 503
-  return lua_isinteger(L, idx);
-#else
   if (lua_type(L, idx) != LUA_TNUMBER) return false;
   lua_Number n = lua_tonumber(L, idx);
-  return n == static_cast<lua_Number>(static_cast<long long>(n));
-#endif
+  return n >= -9007199254740992.0 && n <= 9007199254740992.0 && n == static_cast<lua_Number>(static_cast<long long>(n));
 }
 
 }  // namespace corio::lua
