@@ -1,6 +1,9 @@
 // The corio.core module: the native binding every Lua face of corio is built on.
 #include "lcompat.hpp"
 #include "levent.hpp"
+#include "lsocket.hpp"
+#include "lthread.hpp"
+#include "ltimer.hpp"
 
 #include <corio/loop.hpp>
 
@@ -21,9 +24,13 @@ const luaL_Reg kFunctions[] = {
 
 extern "C" __attribute__((visibility("default"))) int luaopen_corio_core(lua_State* L) {
   corio::lua::register_event_set(L);
+  corio::lua::push_runtime(L);
   lua_newtable(L);
   luaL_setfuncs(L, kFunctions, 0);
+  corio::lua::register_threads(L);
+  corio::lua::register_timers(L);
+  corio::lua::register_sockets(L);
   lua_pushliteral(L, "0.1.0");
   lua_setfield(L, -2, "version");
-  return 1;
+  return 1;  // the runtime below the module stays anchored in the registry
 }

@@ -1,0 +1,110 @@
+// Socket: a non-blocking descriptor with a FIFO of operations per direction. Only the head
+// operation of a direction runs, so a send (or a receive) is atomic with respect to the
+// others on the same socket; closing the socket finishes every queued operation with
+// Error::closed; each operation may carry a timeout. Both the C++ awaiters and the Lua
+// sockets are built on this.
+#pragma once
+#include <corio/buffer.hpp>
+#include <corio/error.hpp>
+#include <corio/io_watch.hpp>
+#include <corio/loop.hpp>
+#include <corio/throttle.hpp>
+#include <corio/timer.hpp>
+
+#include <cstdint>
+#include <optional>
+
+namespace corio {
+
+class Socket;
+
+enum class Direction { read = 0, write = 1 };
+
+// One I/O operation. step() attempts it without blocking; finish() reports a queued one.
+class IoOp {
+ public:
+  enum class Status {
+    done,       // finished (see error)
+    wait,       // the descriptor is not ready: call again when it is
+    throttled,  // the rate limit is reached: call again when it allows more
+  };
+  explicit IoOp(Loop& loop) noexcept : timer_(loop) {}
+  virtual ~IoOp();  // dequeues itself if still queued
+  IoOp(const IoOp&) = delete;
+  IoOp& operator=(const IoOp&) = delete;
+
+  virtual Status step(Socket& s) = 0;
+  // Called once for a queued operation: it finished, timed out (Error::timeout) or the
+  // socket closed (Error::closed). It is no longer queued; it may delete itself.
+  virtual void finish() = 0;
+
+  std::error_code error;
+  TimePoint resume_at{};  // with Status::throttled: retry then (default: the throttle's time)
+  bool queued() const noexcept { return sock_ != nullptr; }
+
+ private:
+  friend class Socket;
+  IoOp* next_ = nullptr;
+  Socket* sock_ = nullptr;
+  Direction dir_ = Direction::read;
+  Timer timer_;
+};
+
+class Socket {
+ public:
+  // Takes ownership of fd (made non-blocking); -1 for a socket without one yet.
+  Socket(Loop& loop, int fd);
+  ~Socket();
+  Socket(const Socket&) = delete;
+  Socket& operator=(const Socket&) = delete;
+
+  // A new non-blocking, close-on-exec descriptor; returns it or -errno.
+  static int open(int family, int type) noexcept;
+
+  int fd() const noexcept { return fd_; }
+  bool closed() const noexcept { return fd_ < 0; }
+  Loop& loop() const noexcept { return *loop_; }
+  void adopt(int fd);  // gives a descriptor-less socket its descriptor
+
+  // Runs op at once if nothing is queued before it and it finishes without waiting:
+  // returns true and finish() is not called. Otherwise queues it and returns false.
+  bool submit(IoOp& op, Direction d, std::optional<Duration> timeout = std::nullopt);
+  void cancel(IoOp& op) noexcept;  // dequeues without finish() (its owner is going away)
+  void close() noexcept;           // closes fd; queued operations finish with Error::closed
+  // Like close(), but for an owner that is going away: queued operations are cancelled.
+  void destroy() noexcept;         // deletes this, after any dispatch in progress
+
+  // Helpers for step(): read into input() / write, within the throttle. `done` with no
+  // error means progress was made; end of stream is Error::closed.
+  IoOp::Status fill(std::size_t want, std::error_code& ec);
+  IoOp::Status write(const char* data, std::size_t len, std::size_t& written, std::error_code& ec);
+
+  ReadBuffer& input() noexcept { return input_; }
+  Throttle& throttle(Direction d) noexcept { return throttle_[static_cast<int>(d)]; }
+  std::size_t limit = 1u << 20;  // longest line a reader may buffer
+  bool limit_all = false;        // whether the limit bounds "read everything" too
+  std::uint64_t bytes_in = 0;    // totals, for getstats
+  std::uint64_t bytes_out = 0;
+
+ private:
+  void on_ready(unsigned events);
+  void run(Direction d);
+  bool complete(IoOp& op, std::error_code ec);
+  void unlink(IoOp& op) noexcept;
+  void want(Direction d, bool on);
+  void park(Direction d, IoOp& op, IoOp::Status st);
+
+  Loop* loop_;
+  int fd_;
+  std::optional<IoWatch> watch_;
+  unsigned interest_ = 0;
+  IoOp* head_[2] = {};
+  IoOp* tail_[2] = {};
+  std::optional<Timer> throttle_timer_[2];
+  Throttle throttle_[2];
+  ReadBuffer input_;
+  int depth_ = 0;       // dispatches in progress on the stack
+  bool doomed_ = false;  // destroy() was called during one
+};
+
+}  // namespace corio

@@ -1,0 +1,50 @@
+// Throttle: a token bucket limiting a byte rate, with a burst of at most one second's worth.
+#pragma once
+#include <corio/clock.hpp>
+
+#include <algorithm>
+#include <cstddef>
+
+namespace corio {
+
+class Throttle {
+ public:
+  // bytes_per_second <= 0: unlimited.
+  void set_rate(double bytes_per_second, TimePoint now) {
+    rate_ = bytes_per_second > 0 ? bytes_per_second : 0;
+    tokens_ = 0;  // start empty: the first second is not a free burst
+    last_ = now;
+  }
+  bool limited() const noexcept { return rate_ > 0; }
+
+  // How many of `want` bytes may go now (0: wait until ready_at()).
+  std::size_t allow(std::size_t want, TimePoint now) {
+    if (!limited()) return want;
+    refill(now);
+    // At least one byte per grant so a tiny rate still progresses.
+    auto n = static_cast<std::size_t>(tokens_);
+    return std::min(want, n);
+  }
+  void spend(std::size_t n) noexcept {
+    if (limited()) tokens_ -= static_cast<double>(n);
+  }
+  // When the next byte (at least min(want, a tenth of a second's worth)) is available.
+  TimePoint ready_at(std::size_t want) const noexcept {
+    double need = std::min(static_cast<double>(want), std::max(1.0, rate_ / 10)) - tokens_;
+    if (need <= 0) return last_;
+    return last_ + from_seconds(need / rate_);
+  }
+
+ private:
+  void refill(TimePoint now) {
+    double dt = to_seconds(now - last_);
+    last_ = now;
+    tokens_ = std::min(rate_, tokens_ + dt * rate_);  // burst: one second's worth
+  }
+
+  double rate_ = 0;
+  double tokens_ = 0;
+  TimePoint last_{};
+};
+
+}  // namespace corio

@@ -1,0 +1,450 @@
+// Stream sockets (tcp, unix): bind, listen, connect, accept, receive, send, shutdown.
+#include "lsocket.hpp"
+
+#include <cerrno>
+#include <climits>
+#include <cstring>
+#include <netinet/in.h>
+#include <string>
+#include <sys/socket.h>
+#include <unistd.h>
+
+namespace corio::lua {
+namespace {
+
+constexpr std::size_t kChunk = 64 * 1024;
+
+// ---- receive ----
+
+class ReceiveOp final : public SocketOp {
+ public:
+  enum class Pattern { line, all, count };
+  ReceiveOp(Runtime& rt, Socket* so, Pattern p, std::size_t count, std::string prefix)
+      : SocketOp(rt), so_(so), pattern_(p), count_(count), prefix_(std::move(prefix)) {}
+
+  Status step(Socket& so) override {
+    for (;;) {
+      std::string_view v = so.input().view();
+      switch (pattern_) {
+        case Pattern::line: {
+          auto nl = v.find('\n');
+          if (nl != std::string_view::npos) {
+            take_ = nl;
+            skip_ = nl + 1;
+            return Status::done;
+          }
+          if (v.size() >= so.limit) {  // refuse rather than grow without bound
+            error = Error::line_too_long;
+            return Status::done;
+          }
+          break;
+        }
+        case Pattern::count:
+          if (v.size() >= count_) {
+            take_ = skip_ = count_;
+            return Status::done;
+          }
+          break;
+        case Pattern::all:
+          if (so.limit_all && v.size() > so.limit) {
+            error = Error::line_too_long;
+            return Status::done;
+          }
+          break;
+      }
+      std::error_code ec;
+      Status st = so.fill(pattern_ == Pattern::count ? count_ - v.size() : kChunk, ec);
+      if (st != Status::done) return st;
+      if (ec) {
+        error = ec;
+        return Status::done;
+      }
+    }
+  }
+
+  int push(lua_State* L) override {
+    ReadBuffer& in = so_->input();
+    std::string_view v = in.view();
+    if (error == Error::line_too_long) {  // the buffer is kept: nothing is lost
+      push_error(L, error);
+      lua_pushlstring(L, prefix_.data(), prefix_.size());
+      return 3;
+    }
+    bool ok = !error || (pattern_ == Pattern::all && error == Error::closed);
+    std::size_t take = ok && pattern_ != Pattern::all ? take_ : v.size();
+    std::size_t skip = ok && pattern_ != Pattern::all ? skip_ : v.size();
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    luaL_addlstring(&b, prefix_.data(), prefix_.size());
+    if (pattern_ == Pattern::line) {  // LuaSocket drops every CR of a line
+      for (char c : v.substr(0, take))
+        if (c != '\r') luaL_addchar(&b, c);
+    } else {
+      luaL_addlstring(&b, v.data(), take);
+    }
+    luaL_pushresult(&b);
+    in.consume(skip);
+    if (in.empty()) in.shrink();  // an idle connection keeps no buffer
+    if (ok) return 1;
+    lua_pushnil(L);  // nil, message, partial
+    lua_insert(L, -2);
+    lua_pushstring(L, error_message(error).c_str());
+    lua_insert(L, -2);
+    return 3;
+  }
+
+ private:
+  Socket* so_;
+  Pattern pattern_;
+  std::size_t count_;
+  std::string prefix_;
+  std::size_t take_ = 0, skip_ = 0;
+};
+
+// client:receive([pattern [, prefix]])
+int l_receive(lua_State* L) {
+  LSocket* s = check_socket(L, 1);
+  ReceiveOp::Pattern p = ReceiveOp::Pattern::line;
+  std::size_t count = 0;
+  if (lua_type(L, 2) == LUA_TNUMBER) {
+    lua_Number n = lua_tonumber(L, 2);
+    luaL_argcheck(L, n >= 0, 2, "invalid receive pattern");
+    p = ReceiveOp::Pattern::count;
+    count = static_cast<std::size_t>(n);
+  } else if (!lua_isnoneornil(L, 2)) {
+    const char* pat = luaL_checkstring(L, 2);
+    if (*pat == '*') ++pat;
+    if (*pat == 'l')
+      p = ReceiveOp::Pattern::line;
+    else if (*pat == 'a')
+      p = ReceiveOp::Pattern::all;
+    else
+      return luaL_argerror(L, 2, "invalid receive pattern");
+  }
+  size_t plen = 0;
+  const char* prefix = luaL_optlstring(L, 3, "", &plen);
+  if (p == ReceiveOp::Pattern::count && count == 0) {  // nothing to wait for
+    lua_pushlstring(L, prefix, plen);
+    return 1;
+  }
+  if (!s->has_fd()) return push_error(L, Error::closed);
+  auto* op = new ReceiveOp(*s->rt, s->sock, p, count, std::string(prefix, plen));
+  return SocketOp::start(L, op, s, Direction::read);
+}
+
+// ---- send ----
+
+class SendOp final : public SocketOp {
+ public:
+  SendOp(Runtime& rt, const char* data, std::size_t len, std::size_t first)
+      : SocketOp(rt), data_(data), len_(len), first_(first) {}
+  ~SendOp() override {
+    if (ref_ != LUA_NOREF) luaL_unref(runtime().main, LUA_REGISTRYINDEX, ref_);
+  }
+
+  Status step(Socket& so) override {
+    while (sent_ < len_) {
+      std::size_t n = 0;
+      std::error_code ec;
+      Status st = so.write(data_ + sent_, len_ - sent_, n, ec);
+      if (st != Status::done) return st;
+      if (ec) {
+        error = ec;
+        return Status::done;
+      }
+      sent_ += n;
+    }
+    return Status::done;
+  }
+
+  void queued(lua_State* L) override {  // the data must outlive the calling frame
+    lua_pushvalue(L, 2);
+    ref_ = luaL_ref(L, LUA_REGISTRYINDEX);
+  }
+
+  int push(lua_State* L) override {
+    auto last = static_cast<lua_Integer>(first_ - 1 + sent_);
+    if (!error) {
+      lua_pushinteger(L, last);
+      return 1;
+    }
+    push_error(L, error);
+    lua_pushinteger(L, last);
+    return 3;
+  }
+
+ private:
+  const char* data_;
+  std::size_t len_;
+  std::size_t first_;
+  std::size_t sent_ = 0;
+  int ref_ = LUA_NOREF;
+};
+
+// client:send(data [, i [, j]]) -> index of the last byte sent | nil, message, last
+int l_send(lua_State* L) {
+  LSocket* s = check_socket(L, 1);
+  size_t size;
+  const char* data = luaL_checklstring(L, 2, &size);
+  auto len = static_cast<long long>(size);
+  auto start = static_cast<long long>(luaL_optnumber(L, 3, 1));
+  auto end = static_cast<long long>(luaL_optnumber(L, 4, -1));
+  if (start < 0) start = len + start + 1;
+  if (end < 0) end = len + end + 1;
+  if (start < 1) start = 1;
+  if (end > len) end = len;
+  std::size_t n = start <= end ? static_cast<std::size_t>(end - start + 1) : 0;
+  if (!s->has_fd()) {
+    push_error(L, Error::closed);
+    lua_pushinteger(L, static_cast<lua_Integer>(start - 1));
+    return 3;
+  }
+  auto* op = new SendOp(*s->rt, data + start - 1, n, static_cast<std::size_t>(start));
+  return SocketOp::start(L, op, s, Direction::write);
+}
+
+// ---- accept ----
+
+class AcceptOp final : public SocketOp {
+ public:
+  AcceptOp(Runtime& rt, LSocket* server) : SocketOp(rt), server_(server) {}
+
+  Status step(Socket& so) override {
+    for (;;) {
+      fd_ = accept4(so.fd(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+      if (fd_ >= 0) return Status::done;
+      switch (errno) {
+        case EAGAIN:
+#if EAGAIN != EWOULDBLOCK
+        case EWOULDBLOCK:
+#endif
+          return Status::wait;
+        case EINTR:
+        case ECONNABORTED:
+        case EPROTO:
+          continue;  // that connection is gone; take the next
+        case EMFILE:
+        case ENFILE:
+        case ENOBUFS:
+        case ENOMEM:
+          // Out of descriptors: the pending connection stays queued, so the listening
+          // socket stays readable. Back off (10 ms doubling to 1 s) instead of spinning.
+          backoff_ = backoff_ == Duration::zero() ? std::chrono::milliseconds(10)
+                                                   : std::min<Duration>(backoff_ * 2, std::chrono::seconds(1));
+          resume_at = Loop::now() + backoff_;
+          return Status::throttled;
+        default:
+          error = {errno, std::generic_category()};
+          return Status::done;
+      }
+    }
+  }
+
+  int push(lua_State* L) override {
+    if (error) return push_error(L, error);
+    push_socket(L, runtime(), server_->kind, Role::client, server_->family, fd_);
+    fd_ = -1;
+    return 1;
+  }
+
+  ~AcceptOp() override {
+    if (fd_ >= 0) ::close(fd_);
+  }
+
+ private:
+  LSocket* server_;
+  int fd_ = -1;
+  Duration backoff_{};
+};
+
+int l_accept(lua_State* L) {
+  LSocket* s = check_socket(L, 1);
+  if (!s->has_fd()) return push_error(L, Error::closed);
+  return SocketOp::start(L, new AcceptOp(*s->rt, s), s, Direction::read);
+}
+
+// ---- bind, listen, connect ----
+
+std::optional<Address> local_path(lua_State* L, int idx) {
+  size_t len;
+  const char* path = luaL_checklstring(L, idx, &len);
+  return Address::from_path(std::string_view(path, len));
+}
+
+class BindOp final : public ResolveThen {
+ public:
+  BindOp(Runtime& rt, LSocket* s) : ResolveThen(rt), s_(s) {}
+  Status step(Socket&) override { return Status::done; }
+  bool resolved(std::vector<Address> addrs) override {
+    for (const Address& a : addrs) {
+      if (s_->family != AF_UNSPEC && s_->family != a.family()) continue;
+      if ((error = ensure_fd(s_, a.family()))) return true;
+      error = {};
+      if (::bind(s_->sock->fd(), a.data(), a.size()) == 0) return true;
+      error = {errno, std::generic_category()};
+    }
+    if (!error) error = std::make_error_code(std::errc::address_family_not_supported);
+    return true;
+  }
+  int push(lua_State* L) override {
+    if (resolve_error) return push_error(L, resolve_error);
+    if (error) return push_error(L, error);
+    lua_pushinteger(L, 1);
+    return 1;
+  }
+
+ private:
+  LSocket* s_;
+};
+
+// master:bind(address, port)
+int l_bind(lua_State* L) {
+  LSocket* s = check_socket(L, 1);
+  if (s->kind == Kind::unix_stream) {
+    auto a = local_path(L, 2);
+    if (!a) return luaL_argerror(L, 2, "path too long");
+    if (::bind(s->sock->fd(), a->data(), a->size()) != 0) return push_error(L, {errno, std::generic_category()});
+    lua_pushinteger(L, 1);
+    return 1;
+  }
+  const char* host = luaL_checkstring(L, 2);
+  std::uint16_t port = check_port(L, 3);
+  if (std::strcmp(host, "*") == 0) host = s->family == AF_INET6 ? "::" : "0.0.0.0";
+  return resolve_and(L, s, host, port, s->family, new BindOp(*s->rt, s));
+}
+
+// master:listen([backlog]): without one, the system's maximum (bursts of connects succeed).
+int l_listen(lua_State* L) {
+  LSocket* s = check_socket(L, 1);
+  int backlog = static_cast<int>(luaL_optinteger(L, 2, INT_MAX));
+  if (::listen(s->sock->fd(), backlog) != 0) return push_error(L, {errno, std::generic_category()});
+  set_role(L, 1, s, Role::server);
+  lua_pushinteger(L, 1);
+  return 1;
+}
+
+// Tries each address in turn, as LuaSocket does, so "localhost" works whichever family
+// comes first. The op is its own IoOp: one connect attempt at a time, on write readiness.
+class ConnectOp final : public ResolveThen {
+ public:
+  ConnectOp(Runtime& rt, LSocket* s, int sock_ref) : ResolveThen(rt), s_(s), sock_ref_(sock_ref) {}
+  ~ConnectOp() override { luaL_unref(runtime().main, LUA_REGISTRYINDEX, sock_ref_); }
+
+  bool resolved(std::vector<Address> addrs) override {
+    addrs_ = std::move(addrs);
+    return attempt();
+  }
+
+  Status step(Socket& so) override {
+    if (!started_) {
+      started_ = true;
+      const Address& a = addrs_[next_ - 1];
+      if (::connect(so.fd(), a.data(), a.size()) == 0) return Status::done;
+      if (errno == EINPROGRESS || errno == EINTR) return Status::wait;
+      error = {errno, std::generic_category()};
+      return Status::done;
+    }
+    int err = 0;
+    socklen_t len = sizeof err;
+    if (getsockopt(so.fd(), SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
+    if (err) error = {err, std::generic_category()};
+    return Status::done;
+  }
+
+  void finish() override {
+    // A refused or unreachable address: go on with the next one.
+    bool retry = error && error != Error::timeout && error != Error::closed && next_ < addrs_.size();
+    if (retry && !attempt()) return;
+    SocketOp::finish();
+  }
+
+  int push(lua_State* L) override {
+    if (resolve_error) return push_error(L, resolve_error);
+    if (error) return push_error(L, error);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, sock_ref_);
+    set_role(L, lua_gettop(L), s_, Role::client);
+    lua_pop(L, 1);
+    lua_pushinteger(L, 1);
+    return 1;
+  }
+
+ private:
+  // Starts the next attempt; true if it finished at once (results via push()).
+  bool attempt() {
+    while (next_ < addrs_.size()) {
+      const Address& a = addrs_[next_++];
+      error = {};
+      started_ = false;
+      if (s_->has_fd() && s_->family != a.family()) {
+        if (!s_->born_unspec) continue;  // an inet socket cannot reach an inet6 address
+        s_->sock->close();
+      }
+      if ((error = ensure_fd(s_, a.family()))) continue;
+      if (!s_->sock->submit(*this, Direction::write, s_->timeout)) return false;
+      if (!error || next_ >= addrs_.size()) return true;
+    }
+    if (!error) error = std::make_error_code(std::errc::address_family_not_supported);
+    return true;
+  }
+
+  LSocket* s_;
+  int sock_ref_;
+  std::vector<Address> addrs_;
+  std::size_t next_ = 0;
+  bool started_ = false;
+};
+
+// master:connect(address, port)
+int l_connect(lua_State* L) {
+  LSocket* s = check_socket(L, 1);
+  if (s->kind == Kind::unix_stream) {
+    auto a = local_path(L, 2);
+    if (!a) return luaL_argerror(L, 2, "path too long");
+    if (::connect(s->sock->fd(), a->data(), a->size()) != 0) return push_error(L, {errno, std::generic_category()});
+    set_role(L, 1, s, Role::client);
+    lua_pushinteger(L, 1);
+    return 1;
+  }
+  const char* host = luaL_checkstring(L, 2);
+  std::uint16_t port = check_port(L, 3);
+  lua_pushvalue(L, 1);
+  int ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  return resolve_and(L, s, host, port, s->family, new ConnectOp(*s->rt, s, ref));
+}
+
+// client:shutdown(["both" | "send" | "receive"])
+int l_shutdown(lua_State* L) {
+  LSocket* s = check_socket(L, 1);
+  static const char* const modes[] = {"receive", "send", "both", nullptr};
+  int how = luaL_checkoption(L, 2, "both", modes);
+  if (::shutdown(s->sock->fd(), how == 0 ? SHUT_RD : how == 1 ? SHUT_WR : SHUT_RDWR) != 0)
+    return push_error(L, {errno, std::generic_category()});
+  lua_pushinteger(L, 1);
+  return 1;
+}
+
+}  // namespace
+
+void add_stream_methods(lua_State* L, Role r) {
+  auto add = [L](const char* name, lua_CFunction f) { add_method(L, name, f); };
+  add("shutdown", l_shutdown);
+  switch (r) {
+    case Role::master:
+      add("bind", l_bind);
+      add("listen", l_listen);
+      add("connect", l_connect);
+      break;
+    case Role::client:
+      add("receive", l_receive);
+      add("send", l_send);
+      break;
+    case Role::server:
+      add("accept", l_accept);
+      add("listen", l_listen);
+      break;
+    default:
+      break;
+  }
+}
+
+}  // namespace corio::lua

@@ -1,0 +1,236 @@
+#include <corio/socket.hpp>
+
+#include <cerrno>
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+namespace corio {
+namespace {
+
+constexpr unsigned bit(Direction d) { return d == Direction::read ? kReadable : kWritable; }
+constexpr int idx(Direction d) { return static_cast<int>(d); }
+constexpr std::size_t kChunk = 64 * 1024;  // most bytes one read() asks for
+
+}  // namespace
+
+IoOp::~IoOp() {
+  if (sock_) sock_->cancel(*this);
+}
+
+int Socket::open(int family, int type) noexcept {
+  int fd = ::socket(family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  return fd < 0 ? -errno : fd;
+}
+
+Socket::Socket(Loop& loop, int fd) : loop_(&loop), fd_(-1) {
+  if (fd >= 0) adopt(fd);
+}
+
+Socket::~Socket() {
+  for (Direction d : {Direction::read, Direction::write})
+    while (IoOp* op = head_[idx(d)]) unlink(*op);
+  watch_.reset();
+  if (fd_ >= 0) ::close(fd_);
+}
+
+void Socket::adopt(int fd) {
+  int flags = fcntl(fd, F_GETFL);
+  if (flags >= 0 && !(flags & O_NONBLOCK)) fcntl(fd, F_SETFL, flags | O_NONBLOCK);
+  fd_ = fd;
+  interest_ = 0;
+  watch_.emplace(*loop_, fd, [this](unsigned ev) { on_ready(ev); });
+}
+
+bool Socket::submit(IoOp& op, Direction d, std::optional<Duration> timeout) {
+  const bool first = !head_[idx(d)];
+  IoOp::Status st = IoOp::Status::wait;
+  if (first && (st = op.step(*this)) == IoOp::Status::done) return true;
+  op.sock_ = this;
+  op.dir_ = d;
+  op.next_ = nullptr;
+  if (tail_[idx(d)])
+    tail_[idx(d)]->next_ = &op;
+  else
+    head_[idx(d)] = &op;
+  tail_[idx(d)] = &op;
+  if (timeout)
+    op.timer_.start(*timeout, [this, &op, d] {
+      // finish() may delete op and with it this lambda: copy the captures first.
+      Socket* self = this;
+      Direction dir = d;
+      bool was_head = head_[idx(dir)] == &op;
+      if (self->complete(op, Error::timeout) && was_head) self->run(dir);
+    });
+  if (first) park(d, op, st);  // the step just failed: wait before trying again
+  return false;
+}
+
+void Socket::unlink(IoOp& op) noexcept {
+  int i = idx(op.dir_);
+  IoOp* prev = nullptr;
+  for (IoOp* p = head_[i]; p; prev = p, p = p->next_) {
+    if (p != &op) continue;
+    (prev ? prev->next_ : head_[i]) = op.next_;
+    if (tail_[i] == &op) tail_[i] = prev;
+    break;
+  }
+  op.timer_.stop();
+  op.sock_ = nullptr;
+  op.next_ = nullptr;
+}
+
+void Socket::cancel(IoOp& op) noexcept {
+  if (op.sock_ != this) return;
+  Direction d = op.dir_;
+  bool was_head = head_[idx(d)] == &op;
+  unlink(op);
+  if (was_head && head_[idx(d)]) want(d, true);  // the next one runs on readiness
+}
+
+// Finishes a queued op. Returns false if that deleted this socket (destroy() from the
+// finishing code), so the caller must not touch it.
+bool Socket::complete(IoOp& op, std::error_code ec) {
+  unlink(op);
+  if (ec) op.error = ec;
+  ++depth_;
+  op.finish();
+  --depth_;
+  if (!doomed_) return true;
+  if (depth_ == 0) delete this;
+  return false;
+}
+
+// Steps the head of d's queue for as long as operations finish without waiting.
+void Socket::run(Direction d) {
+  while (IoOp* op = head_[idx(d)]) {
+    IoOp::Status st = op->step(*this);
+    switch (st) {
+      case IoOp::Status::done:
+        if (!complete(*op, {})) return;
+        break;
+      default:
+        park(d, *op, st);
+        return;
+    }
+  }
+}
+
+// The head op cannot go on: wait for readiness, or (throttled, backing off) for its time,
+// with the interest off meanwhile so a level-triggered poller does not spin.
+void Socket::park(Direction d, IoOp& op, IoOp::Status st) {
+  if (st == IoOp::Status::wait) {
+    want(d, true);
+    return;
+  }
+  want(d, false);
+  auto& t = throttle_timer_[idx(d)];
+  if (!t) t.emplace(*loop_);
+  // An op backing off on its own (accept under EMFILE) says when; else the rate limit does.
+  TimePoint at = op.resume_at != TimePoint{} ? op.resume_at : throttle(d).ready_at(kChunk);
+  op.resume_at = TimePoint{};
+  t->start_at(at, [this, d] { run(d); });
+}
+
+void Socket::want(Direction d, bool on) {
+  unsigned interest = on ? interest_ | bit(d) : interest_ & ~bit(d);
+  if (interest == interest_ || !watch_) return;
+  interest_ = interest;
+  if (watch_->start(interest)) interest_ = 0;  // closed behind our back: ops time out or close
+}
+
+void Socket::on_ready(unsigned events) {
+  // Readiness with no one waiting switches that interest off only now: a reader that
+  // comes back before data arrives costs no epoll_ctl.
+  ++depth_;
+  for (Direction d : {Direction::read, Direction::write}) {
+    if (!(events & bit(d)) || doomed_) continue;
+    if (head_[idx(d)])
+      run(d);
+    else
+      want(d, false);
+  }
+  --depth_;
+  if (doomed_ && depth_ == 0) delete this;
+}
+
+void Socket::close() noexcept {
+  if (fd_ < 0 && !head_[0] && !head_[1]) return;
+  watch_.reset();
+  interest_ = 0;
+  if (fd_ >= 0) ::close(fd_);
+  fd_ = -1;
+  input_.clear();
+  input_.shrink();
+  for (Direction d : {Direction::read, Direction::write}) {
+    if (throttle_timer_[idx(d)]) throttle_timer_[idx(d)]->stop();
+    while (IoOp* op = head_[idx(d)])
+      if (!complete(*op, Error::closed)) return;
+  }
+}
+
+void Socket::destroy() noexcept {
+  for (Direction d : {Direction::read, Direction::write})
+    while (IoOp* op = head_[idx(d)]) unlink(*op);
+  if (depth_ > 0) {
+    doomed_ = true;
+    watch_.reset();
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = -1;
+    return;
+  }
+  delete this;
+}
+
+IoOp::Status Socket::fill(std::size_t want_bytes, std::error_code& ec) {
+  if (fd_ < 0) {
+    ec = Error::closed;
+    return IoOp::Status::done;
+  }
+  std::size_t n = want_bytes < kChunk ? want_bytes : kChunk;
+  n = throttle(Direction::read).allow(n, Loop::now());
+  if (n == 0) return IoOp::Status::throttled;
+  char* p = input_.prepare(n);
+  ssize_t r;
+  do r = ::read(fd_, p, throttle(Direction::read).limited() ? n : input_.room());
+  while (r < 0 && errno == EINTR);
+  if (r > 0) {
+    input_.commit(static_cast<std::size_t>(r));
+    bytes_in += static_cast<std::uint64_t>(r);
+    throttle(Direction::read).spend(static_cast<std::size_t>(r));
+    return IoOp::Status::done;
+  }
+  if (r == 0) {
+    ec = Error::closed;
+    return IoOp::Status::done;
+  }
+  if (errno == EAGAIN || errno == EWOULDBLOCK) return IoOp::Status::wait;
+  ec = (errno == ECONNRESET || errno == ECONNABORTED) ? std::error_code(Error::closed)
+                                                      : std::error_code(errno, std::generic_category());
+  return IoOp::Status::done;
+}
+
+IoOp::Status Socket::write(const char* data, std::size_t len, std::size_t& written, std::error_code& ec) {
+  written = 0;
+  if (fd_ < 0) {
+    ec = Error::closed;
+    return IoOp::Status::done;
+  }
+  std::size_t n = throttle(Direction::write).allow(len, Loop::now());
+  if (n == 0 && len > 0) return IoOp::Status::throttled;
+  ssize_t r;
+  do r = ::send(fd_, data, n, MSG_NOSIGNAL);
+  while (r < 0 && errno == EINTR);
+  if (r >= 0) {
+    written = static_cast<std::size_t>(r);
+    bytes_out += written;
+    throttle(Direction::write).spend(written);
+    return IoOp::Status::done;
+  }
+  if (errno == EAGAIN || errno == EWOULDBLOCK) return IoOp::Status::wait;
+  ec = (errno == EPIPE || errno == ECONNRESET) ? std::error_code(Error::closed)
+                                               : std::error_code(errno, std::generic_category());
+  return IoOp::Status::done;
+}
+
+}  // namespace corio
