@@ -88,7 +88,7 @@ class Loop {
 
   void arm(Timer* t);
   void disarm(Timer* t) noexcept;
-  std::error_code update_fd(int fd);
+  std::error_code update_fd(int fd, bool resync = false);
   void unlink_watch(IoWatch* w) noexcept;
   void dispatch_fd(int fd, unsigned events);
   int fire_timers();
@@ -113,6 +113,7 @@ class Loop {
   std::atomic<bool> sleeping_{false};
   detail::TaskNode* tasks_ = nullptr;
   ExceptionHandler on_exception_;
+  TimePoint pass_now_ = TimePoint::min();  // the time of the timer pass in progress
   long refs_ = 0;  // active referenced timers, watches, signals and holds
   bool stop_ = false;
 };

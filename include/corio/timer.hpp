@@ -16,7 +16,10 @@ class Timer {
   using Callback = std::function<void()>;
 
   explicit Timer(Loop& loop) noexcept : loop_(&loop) {}
-  ~Timer() { stop(); }
+  ~Timer() {
+    stop();
+    if (destroyed_) *destroyed_ = true;
+  }
   Timer(const Timer&) = delete;
   Timer& operator=(const Timer&) = delete;
 
@@ -41,6 +44,7 @@ class Timer {
   Duration repeat_{};
   std::uint64_t seq_ = 0;  // insertion order breaks ties: equal deadlines fire FIFO
   std::size_t index_ = kInactive;
+  bool* destroyed_ = nullptr;  // set while the callback runs: tells the loop it was destroyed
   Callback cb_;
 };
 

@@ -9,6 +9,7 @@
 
 #include <cstdio>
 #include <system_error>
+#include <utility>
 #include <sys/stat.h>
 
 namespace corio {
@@ -88,10 +89,14 @@ int Loop::run_queued() {
   }
   if (queued_.empty()) return 0;
   // Callbacks queued while these run wait for the next iteration: no starvation.
-  running_.swap(queued_);
-  int n = static_cast<int>(running_.size());
-  for (auto& fn : running_) guarded(fn);
-  running_.clear();
+  // The batch is local so a callback may run the loop again (nested run_queued);
+  // running_ only lends its spare capacity.
+  std::vector<Callback> running = std::move(running_);
+  running.swap(queued_);
+  int n = static_cast<int>(running.size());
+  for (auto& fn : running) guarded(fn);
+  running.clear();
+  running_ = std::move(running);
   return n;
 }
 
@@ -152,6 +157,7 @@ void Timer::stop() noexcept {
 }
 
 void Loop::arm(Timer* t) {
+  if (t->deadline_ <= pass_now_) t->deadline_ = pass_now_ + Duration(1);
   t->seq_ = timers_.next_seq();
   timers_.push(t);
   ++refs_;
@@ -165,8 +171,10 @@ void Loop::disarm(Timer* t) noexcept {
 int Loop::fire_timers() {
   if (timers_.empty()) return 0;
   TimePoint t_now = now();
+  // A timer armed during this pass for a deadline already past is moved just after
+  // t_now (see arm): it fires next iteration instead of starving the loop.
+  TimePoint outer_pass = std::exchange(pass_now_, t_now);
   int fired = 0;
-  // Timers armed by these callbacks get deadlines after t_now, so this ends.
   while (!timers_.empty() && timers_.next_deadline() <= t_now) {
     Timer* t = timers_.top();
     disarm(t);
@@ -177,8 +185,20 @@ int Loop::fire_timers() {
       arm(t);
     }
     ++fired;
-    guarded([t] { t->cb_(); });
+    // The callback may restart or destroy its timer, replacing or freeing cb_ while it
+    // runs: run it from a local and give it back only if the timer still wants it.
+    Callback cb = std::move(t->cb_);
+    bool destroyed = false;
+    bool* outer = std::exchange(t->destroyed_, &destroyed);
+    guarded([&cb] { cb(); });
+    if (destroyed) {
+      if (outer) *outer = true;
+      continue;
+    }
+    t->destroyed_ = outer;
+    if (!t->cb_) t->cb_ = std::move(cb);
   }
+  pass_now_ = outer_pass;
   return fired;
 }
 
@@ -191,6 +211,10 @@ std::error_code IoWatch::start(unsigned interest) {
     return std::make_error_code(std::errc::bad_file_descriptor);
   }
   if (interest == interest_) return {};
+  if (interest == 0) {  // must unlink and drop the ref, not just clear the mask
+    stop();
+    return {};
+  }
   Loop& loop = *loop_;
   if (static_cast<std::size_t>(fd_) >= loop.fds_.size()) loop.fds_.resize(fd_ + 1);
   bool was_active = active();
@@ -203,7 +227,7 @@ std::error_code IoWatch::start(unsigned interest) {
     if (ref_) ++loop.refs_;
   }
   interest_ = interest;
-  std::error_code ec = loop.update_fd(fd_);
+  std::error_code ec = loop.update_fd(fd_, !was_active);
   if (ec) stop();
   return ec;
 }
@@ -233,7 +257,10 @@ void Loop::unlink_watch(IoWatch* w) noexcept {
   w->prev_ = w->next_ = nullptr;
 }
 
-std::error_code Loop::update_fd(int fd) {
+// resync: a watch was just started. The descriptor may have been closed and its number
+// reused since the poller last heard of it (the kernel then dropped our registration
+// silently), so tell the poller again rather than trust `registered`.
+std::error_code Loop::update_fd(int fd, bool resync) {
   FdSlot& slot = fds_[fd];
   unsigned want = 0;
   for (IoWatch* w = slot.head; w; w = w->next_) want |= w->interest_;
@@ -244,9 +271,13 @@ std::error_code Loop::update_fd(int fd) {
     }
     return {};
   }
-  if (want == slot.registered) return {};
+  if (want == slot.registered && !resync) return {};
   int err = poller_->set(fd, slot.registered, want);
-  if (err == EPERM && want != 0) {
+  if (want == 0) {  // a failed removal means the kernel had dropped it already
+    slot.registered = 0;
+    return {};
+  }
+  if (err == EPERM) {
     // epoll refuses regular files; they never block, so report them ready every time.
     struct stat st;
     if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {

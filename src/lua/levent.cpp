@@ -264,12 +264,20 @@ int add_event(lua_State* L, EventSet* set, char type, int src_idx, int ctx_idx, 
   store(L, 1, kContexts, id, ctx_idx);
   store(L, 1, kSources, id, src_idx);
 
-  std::int64_t key = 0;
+  std::int64_t key = 0, predecessor = 0;
   if (fd >= 0) key = (static_cast<std::int64_t>(kind) << 32) | fd;
   if (signo) key = (static_cast<std::int64_t>('s') << 32) | signo;
   if (key) {
     auto old = set->by_source.find(key);
-    if (old != set->by_source.end()) drop(L, 1, set, old->second);
+    if (old != set->by_source.end()) predecessor = old->second;
+  }
+  // An fd predecessor goes first (its descriptor may have been closed and the number
+  // reused: dropping it clears the stale poller registration). A signal predecessor goes
+  // only once the new watch is up, or the signal is unblocked in between and a pending
+  // one takes its default action (SIGUSR1 would kill the process).
+  if (predecessor && fd >= 0) {
+    drop(L, 1, set, predecessor);
+    predecessor = 0;
   }
 
   auto owned = std::make_unique<Event>(set, id, kind, persistent, set->loop);
@@ -288,12 +296,13 @@ int add_event(lua_State* L, EventSet* set, char type, int src_idx, int ctx_idx, 
     if (kind == 's') luaL_argerror(L, src_idx, "signal cannot be caught");
     return push_failure(L, ec);
   }
+  if (e->timed()) ++set->timed;
+  set->events.emplace(id, std::move(owned));
+  if (predecessor) drop(L, 1, set, predecessor);  // before by_source[key] points at id
   if (key) {
     e->source_key = key;
     set->by_source[key] = id;
   }
-  if (e->timed()) ++set->timed;
-  set->events.emplace(id, std::move(owned));
   if (triggered) set->fire(e, "triggered");
   lua_pushinteger(L, static_cast<lua_Integer>(id));
   return 1;

@@ -14,23 +14,35 @@
 namespace corio::lua {
 namespace {
 
-const char* class_name(Kind k, Role r) {
+// The registry name of a class's metatable. LuaSocket registers "tcp{client}" and so on
+// itself: a corio class under the same name would replace LuaSocket's (and its __gc).
+const char* registry_name(Kind k, Role r) {
   switch (k) {
     case Kind::tcp:
-      return r == Role::client ? "tcp{client}" : r == Role::server ? "tcp{server}" : "tcp{master}";
+      return r == Role::client ? "corio.tcp{client}" : r == Role::server ? "corio.tcp{server}" : "corio.tcp{master}";
     case Kind::unix_stream:
-      return r == Role::client ? "unix{client}" : r == Role::server ? "unix{server}" : "unix{master}";
+      return r == Role::client ? "corio.unix{client}" : r == Role::server ? "corio.unix{server}" : "corio.unix{master}";
     case Kind::udp:
-      return r == Role::connected ? "udp{connected}" : "udp{unconnected}";
+      return r == Role::connected ? "corio.udp{connected}" : "corio.udp{unconnected}";
   }
-  return "?";
+  return "corio.?";
 }
+
+// The class as LuaSocket names it ("tcp{client}"): sock.class and tostring(sock).
+const char* class_name(Kind k, Role r) { return registry_name(k, r) + 6; }
 
 // ---- methods every class has ----
 
 int l_close(lua_State* L) {
   LSocket* s = check_socket(L, 1);
   s->sock->close();  // wakes every thread waiting on it with nil, "closed"
+  while (ResolveThen* r = s->resolving) {  // and those still waiting for a name
+    Resolver::current().cancel(r->resolver_id);
+    r->resolver_id = 0;
+    r->end_lookup();
+    r->resolve_error = Error::closed;
+    r->finish();
+  }
   lua_pushinteger(L, 1);
   return 1;
 }
@@ -167,13 +179,13 @@ const luaL_Reg kCommon[] = {
 };
 
 void new_class(lua_State* L, Kind k, Role r) {
-  luaL_newmetatable(L, class_name(k, r));
+  luaL_newmetatable(L, registry_name(k, r));
   lua_pushboolean(L, 1);
   lua_setfield(L, -2, "__corio_socket");
   lua_pushcfunction(L, l_gc);
   lua_setfield(L, -2, "__gc");
 #if LUA_VERSION_NUM >= 504
-  lua_pushcfunction(L, l_gc);
+  lua_pushcfunction(L, l_close);  // like close(): waiters wake with "closed", the object stays valid
   lua_setfield(L, -2, "__close");
 #endif
   lua_pushcfunction(L, l_tostring);
@@ -243,14 +255,14 @@ LSocket* check_socket(lua_State* L, int idx) {
 LSocket* push_socket(lua_State* L, Runtime& rt, Kind kind, Role role, int family, int fd) {
   auto* s = static_cast<LSocket*>(new_userdata(L, sizeof(LSocket)));
   s->sock = nullptr;
-  luaL_setmetatable(L, class_name(kind, role));
+  luaL_setmetatable(L, registry_name(kind, role));
   new (s) LSocket{&rt, new Socket(rt.loop, fd), kind, role, family, family == AF_UNSPEC, std::nullopt, Loop::now()};
   return s;
 }
 
 void set_role(lua_State* L, int idx, LSocket* s, Role role) {
   s->role = role;
-  luaL_getmetatable(L, class_name(s->kind, role));
+  luaL_getmetatable(L, registry_name(s->kind, role));
   lua_setmetatable(L, idx);
 }
 
@@ -327,7 +339,6 @@ void on_resolved(ResolveThen* then, std::error_code ec, std::vector<Address> add
 }  // namespace
 
 int resolve_and(lua_State* L, LSocket* s, const char* host, std::uint16_t port, int family, ResolveThen* then) {
-  (void)s;
   if (auto a = Address::from_ip(host, port, family)) {
     if (then->resolved({*a})) {
       int n = then->push(L);
@@ -339,13 +350,29 @@ int resolve_and(lua_State* L, LSocket* s, const char* host, std::uint16_t port, 
   then->resolver_id = Resolver::current().resolve(
       host, port, family, [then](std::error_code ec, std::vector<Address> addrs) {
         then->resolver_id = 0;
+        then->end_lookup();
         on_resolved(then, ec, std::move(addrs));
       });
+  then->owner = s;
+  then->next_resolving = s->resolving;
+  s->resolving = then;
   return then->wait(L);
+}
+
+void ResolveThen::end_lookup() noexcept {
+  if (!owner) return;
+  for (ResolveThen** p = &owner->resolving; *p; p = &(*p)->next_resolving)
+    if (*p == this) {
+      *p = next_resolving;
+      break;
+    }
+  owner = nullptr;
+  next_resolving = nullptr;
 }
 
 ResolveThen::~ResolveThen() {
   if (resolver_id) Resolver::current().cancel(resolver_id);
+  end_lookup();
 }
 
 void register_sockets(lua_State* L) {

@@ -1,0 +1,82 @@
+// Helpers shared by the C++ tests: descriptors that close themselves, a bounded run loop,
+// and exception capture. Time bounds in tests: lower bounds are strict (a timer must never
+// be early), upper bounds are generous (CI machines are noisy).
+#pragma once
+#include <corio/clock.hpp>
+#include <corio/loop.hpp>
+
+#include <chrono>
+#include <exception>
+#include <string>
+#include <vector>
+
+#include <fcntl.h>
+#include <unistd.h>
+
+namespace corio_test {
+
+using namespace std::chrono_literals;
+
+inline void close_fd(int& fd) {
+  if (fd >= 0) ::close(fd);
+  fd = -1;
+}
+
+// A non-blocking pipe.
+struct Pipe {
+  int r = -1;
+  int w = -1;
+  Pipe() {
+    int fds[2];
+    if (::pipe2(fds, O_CLOEXEC | O_NONBLOCK) == 0) {
+      r = fds[0];
+      w = fds[1];
+    }
+  }
+  ~Pipe() {
+    close_fd(r);
+    close_fd(w);
+  }
+  Pipe(const Pipe&) = delete;
+  Pipe& operator=(const Pipe&) = delete;
+  bool ok() const { return r >= 0 && w >= 0; }
+  bool put(char c = 'x') const { return ::write(w, &c, 1) == 1; }
+  int drain() const {
+    char buf[256];
+    int total = 0;
+    for (ssize_t n; (n = ::read(r, buf, sizeof buf)) > 0;) total += static_cast<int>(n);
+    return total;
+  }
+};
+
+// Runs the loop one iteration at a time until pred() holds or `limit` passes.
+template <class Pred>
+bool run_until(corio::Loop& loop, Pred pred, corio::Duration limit = 2s) {
+  const corio::TimePoint end = corio::Clock::now() + limit;
+  while (!pred()) {
+    const corio::TimePoint now = corio::Clock::now();
+    if (now >= end) return false;
+    loop.run_once(end - now);
+  }
+  return true;
+}
+
+// Installs a handler that records the what() of every exception the loop reports.
+inline void capture_exceptions(corio::Loop& loop, std::vector<std::string>& out) {
+  loop.set_exception_handler([&out](std::exception_ptr e) {
+    try {
+      std::rethrow_exception(e);
+    } catch (const std::exception& ex) {
+      out.emplace_back(ex.what());
+    } catch (...) {
+      out.emplace_back("<non-std exception>");
+    }
+  });
+}
+
+template <class D>
+long long ms(D d) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(d).count();
+}
+
+}  // namespace corio_test
