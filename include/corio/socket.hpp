@@ -47,6 +47,7 @@ class IoOp {
   IoOp* next_ = nullptr;
   Socket* sock_ = nullptr;
   Direction dir_ = Direction::read;
+  bool parked_ = false;  // stepped and told to wait: not stepped again until ready
   Timer timer_;
 };
 
@@ -88,7 +89,7 @@ class Socket {
 
  private:
   void on_ready(unsigned events);
-  void run(Direction d);
+  void run(Direction d, bool ready = false);
   bool complete(IoOp& op, std::error_code ec);
   void unlink(IoOp& op) noexcept;
   void want(Direction d, bool on);
@@ -100,7 +101,7 @@ class Socket {
   unsigned interest_ = 0;
   IoOp* head_[2] = {};
   IoOp* tail_[2] = {};
-  std::optional<Timer> throttle_timer_[2];
+  std::optional<Timer> throttle_timer_[2];  // steps the head later: rate, back-off, cancel
   Throttle throttle_[2];
   ReadBuffer input_;
   int depth_ = 0;       // dispatches in progress on the stack

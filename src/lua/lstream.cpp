@@ -1,6 +1,8 @@
 // Stream sockets (tcp, unix): bind, listen, connect, accept, receive, send, shutdown.
 #include "lsocket.hpp"
 
+#include "../net/accept.hpp"
+
 #include <cerrno>
 #include <climits>
 #include <cstring>
@@ -106,7 +108,7 @@ int l_receive(lua_State* L) {
   LSocket* s = check_socket(L, 1);
   ReceiveOp::Pattern p = ReceiveOp::Pattern::line;
   std::size_t count = 0;
-  if (lua_type(L, 2) == LUA_TNUMBER) {
+  if (lua_isnumber(L, 2)) {  // a numeric string counts too, as in LuaSocket
     lua_Number n = lua_tonumber(L, 2);
     luaL_argcheck(L, n >= 0, 2, "invalid receive pattern");
     p = ReceiveOp::Pattern::count;
@@ -209,36 +211,8 @@ class AcceptOp final : public SocketOp {
  public:
   AcceptOp(Runtime& rt, LSocket* server) : SocketOp(rt), server_(server) {}
 
-  Status step(Socket& so) override {
-    for (;;) {
-      fd_ = accept4(so.fd(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
-      if (fd_ >= 0) return Status::done;
-      switch (errno) {
-        case EAGAIN:
-#if EAGAIN != EWOULDBLOCK
-        case EWOULDBLOCK:
-#endif
-          return Status::wait;
-        case EINTR:
-        case ECONNABORTED:
-        case EPROTO:
-          continue;  // that connection is gone; take the next
-        case EMFILE:
-        case ENFILE:
-        case ENOBUFS:
-        case ENOMEM:
-          // Out of descriptors: the pending connection stays queued, so the listening
-          // socket stays readable. Back off (10 ms doubling to 1 s) instead of spinning.
-          backoff_ = backoff_ == Duration::zero() ? std::chrono::milliseconds(10)
-                                                   : std::min<Duration>(backoff_ * 2, std::chrono::seconds(1));
-          resume_at = Loop::now() + backoff_;
-          return Status::throttled;
-        default:
-          error = {errno, std::generic_category()};
-          return Status::done;
-      }
-    }
-  }
+  // Shared with corio::Listener: backs off under EMFILE rather than spinning.
+  Status step(Socket& so) override { return accept_one(so.fd(), fd_, error, backoff_, resume_at); }
 
   int push(lua_State* L) override {
     if (error) return push_error(L, error);

@@ -15,6 +15,14 @@ class Category final : public std::error_category {
     }
     return "unknown error";
   }
+  // So that ec == std::errc::timed_out (or connection_refused) holds as for system errors.
+  std::error_condition default_error_condition(int c) const noexcept override {
+    switch (static_cast<Error>(c)) {
+      case Error::timeout: return std::errc::timed_out;
+      case Error::refused: return std::errc::connection_refused;
+      default: return {c, *this};
+    }
+  }
 };
 
 }  // namespace

@@ -78,6 +78,7 @@ void Socket::unlink(IoOp& op) noexcept {
   op.timer_.stop();
   op.sock_ = nullptr;
   op.next_ = nullptr;
+  op.parked_ = false;
 }
 
 void Socket::cancel(IoOp& op) noexcept {
@@ -85,7 +86,12 @@ void Socket::cancel(IoOp& op) noexcept {
   Direction d = op.dir_;
   bool was_head = head_[idx(d)] == &op;
   unlink(op);
-  if (was_head && head_[idx(d)]) want(d, true);  // the next one runs on readiness
+  if (!was_head || !head_[idx(d)]) return;
+  // The next one runs soon, from the loop (not inside the caller, often a destructor):
+  // waiting for readiness instead would strand a reader whose bytes are already buffered.
+  auto& t = throttle_timer_[idx(d)];
+  if (!t) t.emplace(*loop_);
+  t->start(Duration::zero(), [this, d] { run(d); });  // unless it has parked by then
 }
 
 // Finishes a queued op. Returns false if that deleted this socket (destroy() from the
@@ -101,9 +107,14 @@ bool Socket::complete(IoOp& op, std::error_code ec) {
   return false;
 }
 
-// Steps the head of d's queue for as long as operations finish without waiting.
-void Socket::run(Direction d) {
+// Steps the head of d's queue for as long as operations finish without waiting. `ready`:
+// the descriptor (or the throttle) allows the parked head to try again. Without it, a head
+// parked meanwhile (submitted from a finish() and told to wait) is left to its wake-up: a
+// step is only repeated once ready, so e.g. a connect is not mistaken for done.
+void Socket::run(Direction d, bool ready) {
+  if (ready && head_[idx(d)]) head_[idx(d)]->parked_ = false;
   while (IoOp* op = head_[idx(d)]) {
+    if (op->parked_) return;
     IoOp::Status st = op->step(*this);
     switch (st) {
       case IoOp::Status::done:
@@ -119,6 +130,7 @@ void Socket::run(Direction d) {
 // The head op cannot go on: wait for readiness, or (throttled, backing off) for its time,
 // with the interest off meanwhile so a level-triggered poller does not spin.
 void Socket::park(Direction d, IoOp& op, IoOp::Status st) {
+  op.parked_ = true;
   if (st == IoOp::Status::wait) {
     want(d, true);
     return;
@@ -129,7 +141,7 @@ void Socket::park(Direction d, IoOp& op, IoOp::Status st) {
   // An op backing off on its own (accept under EMFILE) says when; else the rate limit does.
   TimePoint at = op.resume_at != TimePoint{} ? op.resume_at : throttle(d).ready_at(kChunk);
   op.resume_at = TimePoint{};
-  t->start_at(at, [this, d] { run(d); });
+  t->start_at(at, [this, d] { run(d, true); });
 }
 
 void Socket::want(Direction d, bool on) {
@@ -146,7 +158,7 @@ void Socket::on_ready(unsigned events) {
   for (Direction d : {Direction::read, Direction::write}) {
     if (!(events & bit(d)) || doomed_) continue;
     if (head_[idx(d)])
-      run(d);
+      run(d, true);
     else
       want(d, false);
   }

@@ -1,0 +1,144 @@
+// Stream: a TCP (or Unix) connection for C++ coroutines, on the Socket engine the Lua
+// sockets use. Every operation is awaited and yields an error code, never throws:
+//
+//   corio::Stream s(loop);
+//   if (auto ec = co_await s.connect("example.org", 80, 5s)) ...;
+//   auto ec = co_await s.write_all("GET / HTTP/1.0\r\n\r\n");
+//   auto [err, line] = co_await s.read_line(5s);
+//
+// Operations of one direction run one at a time in the order they were awaited, so a
+// write_all is never interleaved with another. A timeout (nullopt: none) ends the wait
+// with Error::timeout; close() ends every pending wait with Error::closed. The end of the
+// stream is Error::closed too: a successful read always yields bytes.
+#pragma once
+#include <corio/address.hpp>
+#include <corio/awaitable_op.hpp>
+#include <corio/resolver.hpp>
+#include <corio/result.hpp>
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace corio {
+
+class Stream {
+ public:
+  class Connect;
+  class ReadSome;
+  class ReadString;
+  class WriteAll;
+
+  Stream() noexcept = default;  // empty: every operation fails with Error::closed
+  explicit Stream(Loop& loop);  // not connected yet: connect() gives it a descriptor
+  Stream(Loop& loop, int fd);   // adopts a connected descriptor (made non-blocking)
+  ~Stream();  // cancels pending operations without resuming them: close() first to wake them
+  Stream(Stream&& o) noexcept;
+  Stream& operator=(Stream&& o) noexcept;
+
+  // Connects to host:port, trying each address in turn (as LuaSocket does) until one
+  // accepts. A numeric host is used as is; a name is resolved by `resolver` (default:
+  // Resolver::current(), which runs on Loop::current()). The timeout covers it all.
+  // ECONNREFUSED is Error::refused. Start reading and writing once it has completed.
+  [[nodiscard]] Connect connect(std::string host, std::uint16_t port, std::optional<Duration> timeout = std::nullopt,
+                                Resolver* resolver = nullptr);
+  [[nodiscard]] Connect connect(const Address& to, std::optional<Duration> timeout = std::nullopt);  // also Unix
+
+  // At most n bytes into buf, as soon as any are available -> Result<std::size_t>
+  // (n == 0 completes at once with 0).
+  [[nodiscard]] ReadSome read_some(char* buf, std::size_t n, std::optional<Duration> timeout = std::nullopt);
+  // Exactly n bytes -> Result<std::string>. On an error nothing is consumed.
+  [[nodiscard]] ReadString read_exactly(std::size_t n, std::optional<Duration> timeout = std::nullopt);
+  // One line, without its "\n" (nor a "\r" before it) -> Result<std::string>. A line longer
+  // than socket().limit is refused with Error::line_too_long before it is buffered whole;
+  // on any error nothing is consumed (the bytes stay for read_some).
+  [[nodiscard]] ReadString read_line(std::optional<Duration> timeout = std::nullopt);
+  // All of data, as one operation -> std::error_code. data must stay valid until it completes.
+  [[nodiscard]] WriteAll write_all(std::string_view data, std::optional<Duration> timeout = std::nullopt);
+
+  void close() noexcept;  // pending operations end with Error::closed
+  bool is_open() const noexcept { return socket_ && !socket_->closed(); }
+  int fd() const noexcept { return socket_ ? socket_->fd() : -1; }
+  Address local_address() const;  // family AF_UNSPEC if unknown
+  Address peer_address() const;
+  std::error_code set_nodelay(bool on = true);  // TCP_NODELAY
+  Loop& loop() const noexcept;
+  // The engine object, for its throttle(), limit and statistics. Not for an empty stream.
+  Socket& socket() const noexcept { return *socket_; }
+
+ private:
+  Loop* loop_ = nullptr;
+  Socket* socket_ = nullptr;  // released with Socket::destroy()
+};
+
+class Stream::Connect final : public AwaitableOp {
+ public:
+  Connect(Loop& loop, Socket* so, std::string host, std::uint16_t port, std::optional<Duration> timeout,
+          Resolver* resolver);
+  Connect(Loop& loop, Socket* so, const Address& to, std::optional<Duration> timeout);
+  ~Connect() override;  // drops a lookup in flight
+
+  bool await_ready();
+  std::error_code await_resume() const noexcept { return error; }
+
+  Status step(Socket& so) override;
+  void finish() override;
+
+ private:
+  bool lookup();
+  void resolved(std::error_code ec, std::vector<Address> addrs);
+  bool attempt();
+  void fail(int err);
+
+  std::string host_;
+  std::uint16_t port_ = 0;
+  Resolver* resolver_ = nullptr;
+  Resolver::Id lookup_ = 0;
+  std::vector<Address> addrs_;
+  std::size_t next_ = 0;
+  std::optional<TimePoint> deadline_;
+  bool resolving_ = false;
+  bool started_ = false;
+};
+
+class Stream::ReadSome final : public AwaitableOp {
+ public:
+  ReadSome(Loop& loop, Socket* so, char* buf, std::size_t n, std::optional<Duration> timeout) noexcept
+      : AwaitableOp(loop, so, Direction::read, timeout), buf_(buf), len_(n) {}
+  Result<std::size_t> await_resume() const noexcept { return {error, error ? 0 : got_}; }
+  Status step(Socket& so) override;
+
+ private:
+  char* buf_;
+  std::size_t len_;
+  std::size_t got_ = 0;
+};
+
+class Stream::ReadString final : public AwaitableOp {
+ public:
+  // count == npos: a line.
+  ReadString(Loop& loop, Socket* so, std::size_t count, std::optional<Duration> timeout) noexcept
+      : AwaitableOp(loop, so, Direction::read, timeout), count_(count) {}
+  Result<std::string> await_resume() noexcept { return {error, std::move(out_)}; }
+  Status step(Socket& so) override;
+
+ private:
+  std::size_t count_;
+  std::size_t scanned_ = 0;  // bytes already searched for '\n'
+  std::string out_;
+};
+
+class Stream::WriteAll final : public AwaitableOp {
+ public:
+  WriteAll(Loop& loop, Socket* so, std::string_view data, std::optional<Duration> timeout) noexcept
+      : AwaitableOp(loop, so, Direction::write, timeout), data_(data) {}
+  std::error_code await_resume() const noexcept { return error; }
+  Status step(Socket& so) override;
+
+ private:
+  std::string_view data_;
+  std::size_t sent_ = 0;
+};
+
+}  // namespace corio
