@@ -40,17 +40,25 @@ function corio.connect(host, port, laddr, lport)
 end
 
 -- bind(host, port [, backlog]) -> server | nil, message (reuseaddr; the system's maximum backlog)
+-- reuseaddr only counts if set before bind, and a tcp() socket gets its descriptor at bind:
+-- so, as LuaSocket's socket.bind, use a socket of each family in turn (IPv4 first).
 function corio.bind(host, port, backlog)
-  local sock, err = corio.tcp()
-  if not sock then return nil, err end
-  local ok
-  ok, err = sock:bind(host, port)
-  if ok then
+  local v6 = type(host) == "string" and host:find(":", 1, true)
+  local first
+  for _, make in ipairs(v6 and { corio.tcp6 } or { corio.tcp4, corio.tcp6 }) do
+    local sock, err = make()
+    if not sock then return nil, err end
     sock:setoption("reuseaddr", true)
-    ok, err = sock:listen(backlog)
+    local ok
+    ok, err = sock:bind(host, port)
+    if ok then ok, err = sock:listen(backlog) end
+    if ok then return sock end
+    sock:close()
+    first = first or err
+    -- on to IPv6 only when the host has no IPv4 address, not when the port is taken
+    if not (err:find("not known", 1, true) or err:find("family", 1, true)) then break end
   end
-  if not ok then sock:close() return nil, err end
-  return sock
+  return nil, first
 end
 
 -- serve(host, port, handler) -> server: handler(client) runs in a thread of its own for
@@ -66,6 +74,8 @@ function corio.serve(host, port, handler)
         corio.spawn(handler, client)
       elseif aerr == "closed" then
         return
+      elseif aerr ~= "timeout" then
+        corio.sleep(0.1)  -- a lasting error (a shut down socket: EINVAL) must not spin the loop
       end
     end
   end)

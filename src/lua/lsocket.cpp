@@ -36,10 +36,18 @@ const char* class_name(Kind k, Role r) { return registry_name(k, r) + 6; }
 int l_close(lua_State* L) {
   LSocket* s = check_socket(L, 1);
   s->sock->close();  // wakes every thread waiting on it with nil, "closed"
-  while (ResolveThen* r = s->resolving) {  // and those still waiting for a name
+  // And those still waiting for a name. The list is taken first: a woken thread may
+  // start another lookup on this socket, which this close must not end (nor loop on).
+  ResolveThen* list = s->resolving;
+  s->resolving = nullptr;
+  for (ResolveThen* r = list; r; r = r->next_resolving) {
     Resolver::current().cancel(r->resolver_id);
     r->resolver_id = 0;
-    r->end_lookup();
+    r->owner = nullptr;
+  }
+  while (ResolveThen* r = list) {
+    list = r->next_resolving;
+    r->next_resolving = nullptr;
     r->resolve_error = Error::closed;
     r->finish();
   }

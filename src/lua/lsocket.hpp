@@ -18,6 +18,8 @@ namespace corio::lua {
 enum class Kind { tcp, udp, unix_stream };
 enum class Role { master, client, server, unconnected, connected };
 
+class ResolveThen;
+
 struct LSocket {
   Runtime* rt;
   Socket* sock;  // the engine object; destroy()ed by __gc
@@ -27,6 +29,9 @@ struct LSocket {
   bool born_unspec;  // its family follows the address (and may change between attempts)
   std::optional<Duration> timeout;
   TimePoint created;
+  // bind/connect/setpeername ops still resolving a name: they wait on no descriptor, so
+  // close() must end them itself (else a connect would go on with a fresh descriptor).
+  ResolveThen* resolving = nullptr;
 
   bool has_fd() const noexcept { return sock->fd() >= 0; }
 };
@@ -58,7 +63,6 @@ std::string error_message(std::error_code ec);
 
 // Resolves host:port (names asynchronously) and then calls `then` with the addresses.
 // Returns what the C function returns (results now or after waiting).
-class ResolveThen;
 int resolve_and(lua_State* L, LSocket* s, const char* host, std::uint16_t port, int family, ResolveThen* then);
 
 // What a name resolution leads to (a bind, a connect, a sendto ...): an operation run
@@ -72,6 +76,10 @@ class ResolveThen : public SocketOp {
   ~ResolveThen() override;
   std::error_code resolve_error;
   std::uint64_t resolver_id = 0;  // a lookup in flight
+  // The lookup is over (answered, cancelled): leaves owner's list of resolving ops.
+  void end_lookup() noexcept;
+  LSocket* owner = nullptr;  // while resolving: the socket whose list holds this op
+  ResolveThen* next_resolving = nullptr;
 };
 
 // Method tables per class and their registration.

@@ -72,7 +72,8 @@ class ReceiveOp final : public SocketOp {
       lua_pushlstring(L, prefix_.data(), prefix_.size());
       return 3;
     }
-    bool ok = !error || (pattern_ == Pattern::all && error == Error::closed);
+    // "*a" ends well at the peer's end of stream; a local close() wakes it with nil, "closed".
+    bool ok = !error || (pattern_ == Pattern::all && error == Error::closed && !so_->closed());
     std::size_t take = ok && pattern_ != Pattern::all ? take_ : v.size();
     std::size_t skip = ok && pattern_ != Pattern::all ? skip_ : v.size();
     luaL_Buffer b;
@@ -391,8 +392,8 @@ int l_shutdown(lua_State* L) {
   LSocket* s = check_socket(L, 1);
   static const char* const modes[] = {"receive", "send", "both", nullptr};
   int how = luaL_checkoption(L, 2, "both", modes);
-  if (::shutdown(s->sock->fd(), how == 0 ? SHUT_RD : how == 1 ? SHUT_WR : SHUT_RDWR) != 0)
-    return push_error(L, {errno, std::generic_category()});
+  // LuaSocket ignores the outcome and returns 1 (a closed or unconnected socket included).
+  ::shutdown(s->sock->fd(), how == 0 ? SHUT_RD : how == 1 ? SHUT_WR : SHUT_RDWR);
   lua_pushinteger(L, 1);
   return 1;
 }

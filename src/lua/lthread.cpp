@@ -45,7 +45,7 @@ int Operation::wait(lua_State* L) {
   if (lua_isyieldable(L)) {
     lua_pushthread(L);
     ref_ = luaL_ref(L, LUA_REGISTRYINDEX);
-    rt_.op_yield = true;
+    rt_.op_yield = L;
     return lua_yield(L, 0);
   }
   // Not in a coroutine: block here, running the loop, until the operation completes.
@@ -79,11 +79,12 @@ Runtime::~Runtime() {
 }
 
 void Runtime::resume(lua_State* co, int nargs) {
-  bool outer = op_yield;  // resumes nest (a thread spawning another)
-  op_yield = false;
+  lua_State* outer = op_yield;  // resumes nest (a thread spawning another)
+  op_yield = nullptr;
   int nres = 0;
   int status = resume_compat(co, nargs, &nres);
-  bool waiting = op_yield;
+  // co's own wait, not a wait of a coroutine co resumed itself (which yielded back to co)
+  bool waiting = op_yield == co;
   op_yield = outer;
   if (status == LUA_YIELD) {
     if (waiting) return;  // an Operation (or suspend) holds it now
@@ -97,6 +98,12 @@ void Runtime::resume(lua_State* co, int nargs) {
     });
   } else if (status != LUA_OK) {
     report(co, status);
+#if LUA_VERSION_NUM >= 504
+    // Nobody else can close the dead thread's pending to-be-closed variables (a socket of
+    // a failed handler, say): close them now, as coroutine.wrap does on an error.
+    lua_resetthread(co);
+    lua_settop(co, 0);  // it leaves the error object: without it co would look suspended
+#endif
   } else {
     lua_settop(co, 0);
   }
@@ -183,7 +190,7 @@ int l_suspend(lua_State* L) {
   lua_pushboolean(L, 1);
   lua_rawset(L, -3);
   lua_settop(L, 0);
-  runtime(L).op_yield = true;  // a deliberate wait: unanchored, so an unreachable thread is collected
+  runtime(L).op_yield = L;  // a deliberate wait: unanchored, so an unreachable thread is collected
   return lua_yield(L, 0);
 }
 

@@ -59,7 +59,9 @@ struct Runtime {
   int handler_ref = LUA_NOREF;
   bool stopping = false;
   Operation* ops = nullptr;  // pending operations
-  bool op_yield = false;     // set by Operation::wait: the yield is a wait, not a plain yield
+  // Set by Operation::wait (and suspend) to the yielding thread: its yield is a wait, not
+  // a plain yield. A thread, not a flag: the yield may go to a coroutine.resume instead.
+  lua_State* op_yield = nullptr;
 };
 
 // The Runtime of the state (upvalue 1 of every corio.core function).
