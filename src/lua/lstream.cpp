@@ -1,6 +1,8 @@
 // Stream sockets (tcp, unix): bind, listen, connect, accept, receive, send, shutdown.
 #include "lsocket.hpp"
 
+#include <corio/resolver.hpp>
+
 #include "../net/accept.hpp"
 
 #include <cerrno>
@@ -382,6 +384,7 @@ int l_connect(lua_State* L) {
   }
   const char* host = luaL_checkstring(L, 2);
   std::uint16_t port = check_port(L, 3);
+  if (*host == '\0') return push_error(L, ResolveError::not_found);  // as getaddrinfo says
   lua_pushvalue(L, 1);
   int ref = luaL_ref(L, LUA_REGISTRYINDEX);
   return resolve_and(L, s, host, port, s->family, new ConnectOp(*s->rt, s, ref));

@@ -172,13 +172,14 @@ void Socket::close() noexcept {
   interest_ = 0;
   if (fd_ >= 0) ::close(fd_);
   fd_ = -1;
-  input_.clear();
-  input_.shrink();
+  // Waiters finish first: a reader gets what was buffered for it as its partial result.
   for (Direction d : {Direction::read, Direction::write}) {
     if (throttle_timer_[idx(d)]) throttle_timer_[idx(d)]->stop();
     while (IoOp* op = head_[idx(d)])
       if (!complete(*op, Error::closed)) return;
   }
+  input_.clear();
+  input_.shrink();
 }
 
 void Socket::destroy() noexcept {
