@@ -22,6 +22,8 @@ class SignalWatch {
   // Fails with EINVAL for a signal that cannot be caught (SIGKILL, SIGSTOP, out of range).
   std::error_code start();
   void stop() noexcept;
+  // An unreferenced watch does not keep Loop::run() going.
+  void unref() noexcept;
   bool active() const noexcept { return active_; }
   int signo() const noexcept { return signo_; }
 
@@ -30,6 +32,7 @@ class SignalWatch {
   Loop* loop_;
   int signo_;
   bool active_ = false;
+  bool ref_ = true;
   Callback cb_;
   SignalWatch* prev_ = nullptr;
   SignalWatch* next_ = nullptr;

@@ -28,6 +28,8 @@ class Timer {
   void start(Duration after, Callback cb, Duration repeat = Duration::zero());
   void start_at(TimePoint deadline, Callback cb, Duration repeat = Duration::zero());
   void stop() noexcept;
+  // An unreferenced timer does not keep Loop::run() going.
+  void unref() noexcept;
 
   bool active() const noexcept { return index_ != kInactive; }
   TimePoint deadline() const noexcept { return deadline_; }
@@ -44,6 +46,7 @@ class Timer {
   Duration repeat_{};
   std::uint64_t seq_ = 0;  // insertion order breaks ties: equal deadlines fire FIFO
   std::size_t index_ = kInactive;
+  bool ref_ = true;
   bool* destroyed_ = nullptr;  // set while the callback runs: tells the loop it was destroyed
   Callback cb_;
 };

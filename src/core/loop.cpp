@@ -160,12 +160,18 @@ void Loop::arm(Timer* t) {
   if (t->deadline_ <= pass_now_) t->deadline_ = pass_now_ + Duration(1);
   t->seq_ = timers_.next_seq();
   timers_.push(t);
-  ++refs_;
+  if (t->ref_) ++refs_;
 }
 
 void Loop::disarm(Timer* t) noexcept {
   timers_.erase(t);
-  --refs_;
+  if (t->ref_) --refs_;
+}
+
+void Timer::unref() noexcept {
+  if (!ref_) return;
+  if (active()) --loop_->refs_;
+  ref_ = false;
 }
 
 int Loop::fire_timers() {

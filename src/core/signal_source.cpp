@@ -114,14 +114,20 @@ std::error_code SignalWatch::start() {
   if (!loop_->signals_) loop_->signals_ = std::make_unique<SignalSource>(*loop_);
   if (auto ec = loop_->signals_->add(this)) return ec;
   active_ = true;
-  ++loop_->refs_;
+  if (ref_) ++loop_->refs_;
   return {};
+}
+
+void SignalWatch::unref() noexcept {
+  if (!ref_) return;
+  if (active_) --loop_->refs_;
+  ref_ = false;
 }
 
 void SignalWatch::stop() noexcept {
   if (!active_) return;
   active_ = false;
-  --loop_->refs_;
+  if (ref_) --loop_->refs_;
   loop_->signals_->remove(this);
 }
 

@@ -32,7 +32,11 @@ enum Slot { kContexts = 1, kSources = 2 };  // tables in the set's uservalue
 struct EventSet;
 
 struct Event {
-  Event(EventSet* s, std::int64_t i, char k, bool p, Loop& loop) : set(s), id(i), kind(k), persistent(p), timer(loop) {}
+  // An event set's registrations do not hold the loop: only its own iterator waits for
+  // them, so corio.run() may end while a set still holds events.
+  Event(EventSet* s, std::int64_t i, char k, bool p, Loop& loop) : set(s), id(i), kind(k), persistent(p), timer(loop) {
+    timer.unref();
+  }
 
   bool timed() const { return kind == 't' || timeout.has_value(); }
   const char* fired_reason() const {
@@ -287,8 +291,12 @@ int add_event(lua_State* L, EventSet* set, char type, int src_idx, int ctx_idx, 
   if (fd >= 0) {
     e->interest = kind == 'r' ? kReadable : kind == 'w' ? kWritable : kPriority;
     e->watch.emplace(set->loop, fd, [e](unsigned) { e->set->fire(e, e->fired_reason()); });
+    e->watch->unref();
   }
-  if (signo) e->signal.emplace(set->loop, signo, [e](int) { e->set->fire(e, "signal"); });
+  if (signo) {
+    e->signal.emplace(set->loop, signo, [e](int) { e->set->fire(e, "signal"); });
+    e->signal->unref();
+  }
   if (std::error_code ec = set->arm(e)) {
     owned.reset();
     store(L, 1, kContexts, id, 0);

@@ -218,3 +218,18 @@ TEST(Signal, SignalNumberParsesNames) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST(Signal, UnreferencedWatchDoesNotHoldRun) {
+  corio::Loop loop;
+  corio::SignalWatch w(loop, SIGUSR2, [](int) {});
+  ASSERT_FALSE(w.start());
+  w.unref();
+  auto t0 = corio::Clock::now();
+  loop.run();  // nothing referenced: returns at once
+  EXPECT_LT(corio::Clock::now() - t0, 1s);
+  EXPECT_TRUE(w.active());
+}
+
+}  // namespace

@@ -489,3 +489,22 @@ TEST(Timer, RepeatingCallbackKeptAcrossTicks) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST(Timer, UnreferencedTimerDoesNotHoldRun) {
+  corio::Loop loop;
+  corio::Timer background(loop), work(loop);
+  bool background_fired = false, work_fired = false;
+  background.start(10s, [&] { background_fired = true; });
+  background.unref();
+  work.start(1ms, [&] { work_fired = true; });
+  auto t0 = corio::Clock::now();
+  loop.run();
+  EXPECT_TRUE(work_fired);
+  EXPECT_FALSE(background_fired);
+  EXPECT_LT(corio::Clock::now() - t0, 1s);
+  EXPECT_TRUE(background.active());  // still armed: it fires if the loop is run on
+}
+
+}  // namespace
