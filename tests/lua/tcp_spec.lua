@@ -92,7 +92,8 @@ describe("corio tcp", function()
       m:close()
       local l = corio.tcp()
       assert.equal(1, l:bind("localhost", 0))
-      assert.matches("^127%.", (l:getsockname()))
+      local ip = l:getsockname()  -- ::1 or 127.0.0.1 first, as the hosts file says
+      assert.is_true(ip == "::1" or ip:match("^127%.") ~= nil, ip)
       l:close()
     end)
 
