@@ -42,8 +42,11 @@ env:
 install: build
 	cmake --install $(BUILD) --prefix $(PREFIX)
 
+# corio beside ../shared/bench's peers in one run (~9 min); writes docs/performance.md.
+# The peers' packages are installed here only (scripts/bootstrap --bench), never for test.
 bench: build
-	$(BUILD)/bench/timer_lateness
+	@scripts/bootstrap --bench
+	BUILD=$(BUILD) LUA=$(LUA) bench/run.sh
 
 clean:
 	rm -rf $(BUILD) $(SAN_BUILD)

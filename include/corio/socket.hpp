@@ -65,7 +65,9 @@ class Socket {
   int fd() const noexcept { return fd_; }
   bool closed() const noexcept { return fd_ < 0; }
   Loop& loop() const noexcept { return *loop_; }
-  void adopt(int fd);  // gives a descriptor-less socket its descriptor
+  // Gives a descriptor-less socket its descriptor. Borrowed (own = false): close() and the
+  // destructor leave it open, for a descriptor another object (a LuaSocket socket) owns.
+  void adopt(int fd, bool own = true);
 
   // Runs op at once if nothing is queued before it and it finishes without waiting:
   // returns true and finish() is not called. Otherwise queues it and returns false.
@@ -79,6 +81,9 @@ class Socket {
   // error means progress was made; end of stream is Error::closed.
   IoOp::Status fill(std::size_t want, std::error_code& ec);
   IoOp::Status write(const char* data, std::size_t len, std::size_t& written, std::error_code& ec);
+  // Reads at most len bytes straight into buf, bypassing input() (serve what it holds
+  // first): no buffer allocated and no copy for a reader that has its own.
+  IoOp::Status read(char* buf, std::size_t len, std::size_t& got, std::error_code& ec);
 
   ReadBuffer& input() noexcept { return input_; }
   Throttle& throttle(Direction d) noexcept { return throttle_[static_cast<int>(d)]; }
@@ -97,6 +102,7 @@ class Socket {
 
   Loop* loop_;
   int fd_;
+  bool owns_ = true;
   std::optional<IoWatch> watch_;
   unsigned interest_ = 0;
   IoOp* head_[2] = {};
@@ -104,6 +110,10 @@ class Socket {
   std::optional<Timer> throttle_timer_[2];  // steps the head later: rate, back-off, cancel
   Throttle throttle_[2];
   ReadBuffer input_;
+  // A read came back short (or EAGAIN): the kernel buffer is empty, so the next read waits
+  // for readiness without trying (a read that would fail costs a syscall per message).
+  // Only a hint: with level-triggered epoll a stale one costs a loop iteration, not data.
+  bool drained_ = false;
   int depth_ = 0;       // dispatches in progress on the stack
   bool doomed_ = false;  // destroy() was called during one
 };

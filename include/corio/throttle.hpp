@@ -16,6 +16,7 @@ class Throttle {
     last_ = now;
   }
   bool limited() const noexcept { return rate_ > 0; }
+  double rate() const noexcept { return rate_; }  // 0: unlimited
 
   // How many of `want` bytes may go now (0: wait until ready_at()).
   std::size_t allow(std::size_t want, TimePoint now) {

@@ -23,6 +23,7 @@ local corio = {
   udp4 = core.udp4,
   udp6 = core.udp6,
   unix = core.unix,        -- stream socket on a path
+  wrap = core.wrap,        -- wrap(luasocket_socket) -> the same, async; the original as .socket
 }
 
 -- connect(host, port [, laddr [, lport]]) -> client | nil, message
@@ -85,6 +86,37 @@ end
 -- xpcall with arguments (as asok offers); yielding inside works on Lua 5.4 and LuaJIT.
 function corio.xpcall(f, handler, ...)
   return xpcall(f, handler or debug.traceback, ...)
+end
+
+-- LuaJIT cannot yield across a C function, and LuaSocket's socket.protect is one: socket.http
+-- and socket.smtp would fail from a corio thread. As Copas does, replace protect/newtry/try
+-- with pcall-based ones (a try error is a table marked by `failure`; others are re-raised).
+-- Done at load, before socket.http captures socket.protect; Lua 5.4's C protect yields.
+if _VERSION == "Lua 5.1" then
+  local ok, socket = pcall(require, "socket")
+  if ok and type(socket) == "table" and not socket.corio_protect then
+    local failure = {}
+    local function unwrap(ok2, ...)
+      if ok2 then return ... end
+      local err = ...
+      if type(err) == "table" and getmetatable(err) == failure then return nil, err[1] end
+      error(err, 0)
+    end
+    function socket.protect(f)
+      return function(...) return unwrap(pcall(f, ...)) end
+    end
+    function socket.newtry(finalizer)
+      return function(...)
+        if not (...) then
+          if finalizer then pcall(finalizer) end
+          error(setmetatable({ (select(2, ...)) }, failure), 0)
+        end
+        return ...
+      end
+    end
+    socket.try = socket.newtry()
+    socket.corio_protect = true
+  end
 end
 
 return corio

@@ -30,6 +30,7 @@ extern "C" __attribute__((visibility("default"))) int luaopen_corio_core(lua_Sta
   corio::lua::register_threads(L);
   corio::lua::register_timers(L);
   corio::lua::register_sockets(L);
+  corio::lua::register_wrap(L);
   lua_pushliteral(L, "0.1.0");
   lua_setfield(L, -2, "version");
   return 1;  // the runtime below the module stays anchored in the registry

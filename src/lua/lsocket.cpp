@@ -152,6 +152,19 @@ int l_setthrottle(lua_State* L) {
   return 1;
 }
 
+// getthrottle() -> receive_bps, send_bps (nil: unlimited), so one direction can be changed alone.
+int l_getthrottle(lua_State* L) {
+  LSocket* s = check_socket(L, 1);
+  for (Direction d : {Direction::read, Direction::write}) {
+    double rate = s->sock->throttle(d).rate();
+    if (rate > 0)
+      lua_pushnumber(L, rate);
+    else
+      lua_pushnil(L);
+  }
+  return 2;
+}
+
 // setlimit(bytes): the longest line, and from now on "*a" read, this socket buffers.
 int l_setlimit(lua_State* L) {
   LSocket* s = check_socket(L, 1);
@@ -183,7 +196,8 @@ const luaL_Reg kCommon[] = {
     {"dirty", l_dirty},           {"settimeout", l_settimeout}, {"gettimeout", l_gettimeout},
     {"getstats", l_getstats},     {"setstats", l_setstats},   {"setoption", l_setoption},
     {"getoption", l_getoption},   {"getsockname", l_getsockname}, {"getfamily", l_getfamily},
-    {"setthrottle", l_setthrottle}, {"setlimit", l_setlimit}, {nullptr, nullptr},
+    {"setthrottle", l_setthrottle}, {"setlimit", l_setlimit},
+    {"getthrottle", l_getthrottle}, {nullptr, nullptr},
 };
 
 void new_class(lua_State* L, Kind k, Role r) {
@@ -250,12 +264,15 @@ const luaL_Reg kConstructors[] = {
 
 LSocket* check_socket(lua_State* L, int idx) {
   auto* s = static_cast<LSocket*>(lua_touserdata(L, idx));
-  if (s && lua_getmetatable(L, idx)) {
-    lua_getfield(L, -1, "__corio_socket");
-    bool ok = lua_toboolean(L, -1);
-    lua_pop(L, 2);
-    if (ok && s->sock) return s;
-  }
+  // A full userdata holding an LSocket first (LWrapped too) with the magic.
+#if LUA_VERSION_NUM >= 502
+  std::size_t size = lua_rawlen(L, idx);
+#else
+  std::size_t size = lua_objlen(L, idx);
+#endif
+  if (s && lua_type(L, idx) == LUA_TUSERDATA && size >= sizeof(LSocket) &&
+      s->magic == LSocket::kMagic && s->sock)
+    return s;
   luaL_argerror(L, idx, "corio socket expected");
   return nullptr;
 }
@@ -270,6 +287,7 @@ LSocket* push_socket(lua_State* L, Runtime& rt, Kind kind, Role role, int family
 
 void set_role(lua_State* L, int idx, LSocket* s, Role role) {
   s->role = role;
+  if (s->wrapped) return wrapped_role(s);  // a wrapper's one metatable dispatches on role
   luaL_getmetatable(L, registry_name(s->kind, role));
   lua_setmetatable(L, idx);
 }
@@ -278,8 +296,9 @@ std::error_code ensure_fd(LSocket* s, int family) {
   if (s->has_fd()) return {};
   int fd = Socket::open(family, s->kind == Kind::udp ? SOCK_DGRAM : SOCK_STREAM);
   if (fd < 0) return {-fd, std::generic_category()};
-  s->sock->adopt(fd);
+  s->sock->adopt(fd, !s->wrapped);
   s->family = family;
+  if (s->wrapped) wrapped_adopted(s);
   return {};
 }
 

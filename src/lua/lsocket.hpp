@@ -19,6 +19,7 @@ enum class Kind { tcp, udp, unix_stream };
 enum class Role { master, client, server, unconnected, connected };
 
 class ResolveThen;
+struct Wrapped;  // lwrap.cpp: the LuaSocket object a corio.wrap() socket borrows its descriptor from
 
 struct LSocket {
   Runtime* rt;
@@ -32,6 +33,12 @@ struct LSocket {
   // bind/connect/setpeername ops still resolving a name: they wait on no descriptor, so
   // close() must end them itself (else a connect would go on with a fresh descriptor).
   ResolveThen* resolving = nullptr;
+  Wrapped* wrapped = nullptr;  // set for corio.wrap(): the descriptor is the LuaSocket object's
+
+  // Tells a corio socket from any other userdata in check_socket() without a metatable
+  // lookup per call (that lookup was ~1/8 of a Lua echo's instructions).
+  static constexpr std::uint64_t kMagic = 0x636f72696f736f6bull;  // "coriosok"
+  std::uint64_t magic = kMagic;
 
   bool has_fd() const noexcept { return sock->fd() >= 0; }
 };
@@ -56,6 +63,10 @@ LSocket* push_socket(lua_State* L, Runtime& rt, Kind kind, Role role, int family
 void set_role(lua_State* L, int idx, LSocket* s, Role role);  // switches the method set
 // Gives a descriptor-less socket one of `family`; returns the error or {}.
 std::error_code ensure_fd(LSocket* s, int family);
+// A wrapped socket's new descriptor (from ensure_fd) is handed to its LuaSocket object.
+void wrapped_adopted(LSocket* s);
+void wrapped_role(LSocket* s);  // and its class follows the wrapper's role
+void register_wrap(lua_State* L);  // corio.wrap into the module table at -1
 
 // nil, message (LuaSocket's words) [, partial pushed by the caller afterwards].
 int push_error(lua_State* L, std::error_code ec);

@@ -31,14 +31,16 @@ Socket::~Socket() {
   for (Direction d : {Direction::read, Direction::write})
     while (IoOp* op = head_[idx(d)]) unlink(*op);
   watch_.reset();
-  if (fd_ >= 0) ::close(fd_);
+  if (fd_ >= 0 && owns_) ::close(fd_);
 }
 
-void Socket::adopt(int fd) {
+void Socket::adopt(int fd, bool own) {
   int flags = fcntl(fd, F_GETFL);
   if (flags >= 0 && !(flags & O_NONBLOCK)) fcntl(fd, F_SETFL, flags | O_NONBLOCK);
   fd_ = fd;
+  owns_ = own;
   interest_ = 0;
+  drained_ = false;
   watch_.emplace(*loop_, fd, [this](unsigned ev) { on_ready(ev); });
 }
 
@@ -157,6 +159,7 @@ void Socket::on_ready(unsigned events) {
   ++depth_;
   for (Direction d : {Direction::read, Direction::write}) {
     if (!(events & bit(d)) || doomed_) continue;
+    if (d == Direction::read) drained_ = false;
     if (head_[idx(d)])
       run(d, true);
     else
@@ -170,7 +173,7 @@ void Socket::close() noexcept {
   if (fd_ < 0 && !head_[0] && !head_[1]) return;
   watch_.reset();
   interest_ = 0;
-  if (fd_ >= 0) ::close(fd_);
+  if (fd_ >= 0 && owns_) ::close(fd_);
   fd_ = -1;
   // Waiters finish first: a reader gets what was buffered for it as its partial result.
   for (Direction d : {Direction::read, Direction::write}) {
@@ -188,7 +191,7 @@ void Socket::destroy() noexcept {
   if (depth_ > 0) {
     doomed_ = true;
     watch_.reset();
-    if (fd_ >= 0) ::close(fd_);
+    if (fd_ >= 0 && owns_) ::close(fd_);
     fd_ = -1;
     return;
   }
@@ -201,13 +204,16 @@ IoOp::Status Socket::fill(std::size_t want_bytes, std::error_code& ec) {
     return IoOp::Status::done;
   }
   std::size_t n = want_bytes < kChunk ? want_bytes : kChunk;
-  n = throttle(Direction::read).allow(n, Loop::now());
+  if (throttle(Direction::read).limited()) n = throttle(Direction::read).allow(n, Loop::now());  // no clock read unthrottled
   if (n == 0) return IoOp::Status::throttled;
+  if (drained_) return IoOp::Status::wait;
   char* p = input_.prepare(n);
+  std::size_t ask = throttle(Direction::read).limited() ? n : input_.room();
   ssize_t r;
-  do r = ::read(fd_, p, throttle(Direction::read).limited() ? n : input_.room());
+  do r = ::read(fd_, p, ask);
   while (r < 0 && errno == EINTR);
   if (r > 0) {
+    drained_ = static_cast<std::size_t>(r) < ask;
     input_.commit(static_cast<std::size_t>(r));
     bytes_in += static_cast<std::uint64_t>(r);
     throttle(Direction::read).spend(static_cast<std::size_t>(r));
@@ -217,7 +223,42 @@ IoOp::Status Socket::fill(std::size_t want_bytes, std::error_code& ec) {
     ec = Error::closed;
     return IoOp::Status::done;
   }
-  if (errno == EAGAIN || errno == EWOULDBLOCK) return IoOp::Status::wait;
+  if (errno == EAGAIN || errno == EWOULDBLOCK) {
+    drained_ = true;
+    return IoOp::Status::wait;
+  }
+  ec = (errno == ECONNRESET || errno == ECONNABORTED) ? std::error_code(Error::closed)
+                                                      : std::error_code(errno, std::generic_category());
+  return IoOp::Status::done;
+}
+
+IoOp::Status Socket::read(char* buf, std::size_t len, std::size_t& got, std::error_code& ec) {
+  got = 0;
+  if (fd_ < 0) {
+    ec = Error::closed;
+    return IoOp::Status::done;
+  }
+  std::size_t n = throttle(Direction::read).limited() ? throttle(Direction::read).allow(len, Loop::now()) : len;
+  if (n == 0 && len > 0) return IoOp::Status::throttled;
+  if (drained_) return IoOp::Status::wait;
+  ssize_t r;
+  do r = ::read(fd_, buf, n);
+  while (r < 0 && errno == EINTR);
+  if (r > 0) {
+    got = static_cast<std::size_t>(r);
+    drained_ = got < n;
+    bytes_in += got;
+    throttle(Direction::read).spend(got);
+    return IoOp::Status::done;
+  }
+  if (r == 0) {
+    ec = Error::closed;
+    return IoOp::Status::done;
+  }
+  if (errno == EAGAIN || errno == EWOULDBLOCK) {
+    drained_ = true;
+    return IoOp::Status::wait;
+  }
   ec = (errno == ECONNRESET || errno == ECONNABORTED) ? std::error_code(Error::closed)
                                                       : std::error_code(errno, std::generic_category());
   return IoOp::Status::done;
@@ -229,7 +270,7 @@ IoOp::Status Socket::write(const char* data, std::size_t len, std::size_t& writt
     ec = Error::closed;
     return IoOp::Status::done;
   }
-  std::size_t n = throttle(Direction::write).allow(len, Loop::now());
+  std::size_t n = throttle(Direction::write).limited() ? throttle(Direction::write).allow(len, Loop::now()) : len;
   if (n == 0 && len > 0) return IoOp::Status::throttled;
   ssize_t r;
   do r = ::send(fd_, data, n, MSG_NOSIGNAL);

@@ -223,22 +223,18 @@ void Stream::Connect::finish() {
 // ---- reads and writes ----
 
 IoOp::Status Stream::ReadSome::step(Socket& so) {
-  for (;;) {
-    ReadBuffer& in = so.input();
-    if (!in.empty() || len_ == 0) {
-      got_ = std::min(len_, in.size());
-      if (got_ > 0) std::memcpy(buf_, in.view().data(), got_);
-      consumed(in, got_);
-      return Status::done;
-    }
-    std::error_code ec;
-    Status st = so.fill(len_, ec);
-    if (st != Status::done) return st;
-    if (ec) {
-      error = ec;
-      return Status::done;
-    }
+  ReadBuffer& in = so.input();
+  if (!in.empty() || len_ == 0) {
+    got_ = std::min(len_, in.size());
+    if (got_ > 0) std::memcpy(buf_, in.view().data(), got_);
+    consumed(in, got_);
+    return Status::done;
   }
+  // Nothing buffered: straight into the caller's buffer (no allocation, no copy).
+  std::error_code ec;
+  Status st = so.read(buf_, len_, got_, ec);
+  if (st == Status::done && ec) error = ec;
+  return st;
 }
 
 IoOp::Status Stream::ReadString::step(Socket& so) {

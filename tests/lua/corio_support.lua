@@ -131,4 +131,21 @@ function M.shquote(s)
   return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
 end
 
+-- Runs Lua source in a child interpreter (at most 20 s) with the given arguments (arg[1] ...);
+-- returns its output (stdout and stderr) followed by "status <exit code>".
+function M.child(source, ...)
+  local path = M.tmpname(".lua")
+  local f = assert(io.open(path, "w"))
+  f:write(source)
+  f:close()
+  local args = {}
+  for i = 1, select("#", ...) do args[i] = M.shquote(select(i, ...)) end
+  local p = assert(io.popen(("timeout 20 %s %s %s 2>&1; echo \"status $?\""):format(M.shquote(M.interpreter()),
+    M.shquote(path), table.concat(args, " "))))
+  local out = p:read("*a")
+  p:close()
+  os.remove(path)
+  return out
+end
+
 return M

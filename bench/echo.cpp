@@ -1,0 +1,53 @@
+// Echo server on corio's C++ coroutines: a task per connection sends back whatever
+// arrives. Usage: echo PORT [PENDING_TIMERS] (binds 127.0.0.1). PENDING_TIMERS (the idle
+// CPU benchmark) arms that many timers due in 60..120 s, which never fire during it.
+#include <corio/listener.hpp>
+#include <corio/stream.hpp>
+#include <corio/task.hpp>
+#include <corio/timer.hpp>
+
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
+#include <random>
+#include <vector>
+
+corio::Task<void> echo(corio::Stream s) {
+  s.set_nodelay();
+  char buf[4096];  // in the coroutine frame: the per-connection memory
+  for (;;) {
+    auto [ec, n] = co_await s.read_some(buf, sizeof buf);
+    if (ec || co_await s.write_all({buf, n})) co_return;
+  }
+}
+
+corio::Task<void> serve(corio::Listener& listener) {
+  for (;;) {
+    auto [ec, stream] = co_await listener.accept();
+    if (ec) co_return;
+    corio::spawn(echo(std::move(stream)));
+  }
+}
+
+int main(int argc, char** argv) {
+  if (argc < 2) {
+    std::fprintf(stderr, "usage: echo PORT [PENDING_TIMERS]\n");
+    return 2;
+  }
+  std::signal(SIGPIPE, SIG_IGN);
+  auto& loop = corio::Loop::current();
+  auto [ec, listener] = corio::Listener::bind(loop, "127.0.0.1", static_cast<std::uint16_t>(std::atoi(argv[1])), 1024);
+  if (ec) {
+    std::fprintf(stderr, "listen: %s\n", ec.message().c_str());
+    return 1;
+  }
+  std::vector<std::unique_ptr<corio::Timer>> timers;
+  std::mt19937 rng(42);
+  for (long i = 0, n = argc > 2 ? std::atol(argv[2]) : 0; i < n; ++i) {
+    timers.push_back(std::make_unique<corio::Timer>(loop));
+    timers.back()->start(std::chrono::milliseconds(60000 + rng() % 60000), [] {});
+  }
+  corio::spawn(serve(listener));
+  loop.run();
+}

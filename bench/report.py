@@ -1,0 +1,265 @@
+#!/usr/bin/env python3
+"""docs/performance.md from one bench/run.sh results directory (stdout).
+
+usage: report.py RESULTS_DIR            the whole document
+       report.py --summary RESULTS_DIR  the targets only (what make bench prints)
+Every figure comes from that one run; the targets are judged from it here.
+"""
+import os
+import platform
+import re
+import subprocess
+import sys
+
+
+def kv(line):
+    return dict(m.groups() for m in re.finditer(r"(\w+)=(\S+)", line))
+
+
+def num(d, k, default=None):
+    try:
+        return float(d[k])
+    except (KeyError, ValueError, TypeError):
+        return default
+
+
+def load(res):
+    echo, timers, extra = {}, {}, []
+    raw = os.path.join(res, "peers", "raw.txt")
+    for line in open(raw) if os.path.exists(raw) else []:
+        d = kv(line)
+        if "server" in d:
+            cfg = re.search(r"config=(.*?) conns=", line)
+            if cfg:
+                echo[(d["server"], cfg.group(1))] = d
+        elif "impl" in d:
+            timers[(d["impl"], d.get("timers"))] = d
+    corio = os.path.join(res, "corio.txt")
+    for line in open(corio) if os.path.exists(corio) else []:
+        line = line.strip()
+        if not line:
+            continue
+        d = kv(line)
+        extra.append(d)
+        if "timers" in d and "impl" in d and d.get("bench") != "idle":
+            timers[(d["impl"], d["timers"])] = d
+    return echo, timers, extra
+
+
+def fmt(x, nd=2):
+    return "-" if x is None else f"{x:.{nd}f}"
+
+
+class Judge:
+    def __init__(self):
+        self.rows = []
+
+    def add(self, target, figure, ok, reason):
+        state = "n/a" if ok is None else ("**met**" if ok else "**missed**")
+        self.rows.append((target, figure, state, reason))
+
+
+def judge(echo, timers, extra):
+    j = Judge()
+
+    def e(server, cfg):
+        return echo.get((server, cfg))
+
+    def eff(d):
+        rps, cpu = num(d, "rps"), num(d, "srv_cpu")
+        return rps / cpu / 1000 if rps and cpu and cpu > 0.005 else None
+
+    # Lua echo vs raw epoll, both requests/s and krps per server core.
+    for cfg in ("conns=100", "conns=1000"):
+        a, b = e("corio-lua", cfg), e("epoll", cfg)
+        if not a or not b:
+            j.add(f"Lua echo {cfg} >= 0.9x epoll", "no data", False, "a server failed in this run")
+            continue
+        r_rps = num(a, "rps") / num(b, "rps")
+        ea, eb = eff(a), eff(b)
+        r_eff = ea / eb if ea and eb else None
+        ok = r_rps >= 0.9 and (r_eff or 0) >= 0.9
+        lg = num(b, "lg_cpu", 0)
+        why = (f"rps {num(a,'rps'):.0f} vs {num(b,'rps'):.0f}; krps/core {fmt(ea,0)} vs {fmt(eb,0)}"
+               + (f"; epoll's loadgen at {lg:.2f} CPU, so its rps is a floor" if lg >= 0.95 else ""))
+        if not ok:
+            why += ("; corio-lua's server core is saturated (srv cpu "
+                    f"{num(a,'srv_cpu',0):.2f}): the Lua interpreter's per-message cost "
+                    "(see 'What limits the rest')")
+        j.add(f"Lua echo {cfg}: >= 0.9x epoll (rps and krps/core)",
+              f"{r_rps:.2f}x rps, {fmt(r_eff)}x krps/core", ok, why)
+    for peer, want in (("luv", 1.15), ("cqueues", 1.4), ("copas", 1.5)):
+        a, b = e("corio-lua", "conns=100"), e(peer, "conns=100")
+        if a and b:
+            r = num(a, "rps") / num(b, "rps")
+            ea, eb = eff(a), eff(b)
+            j.add(f"Lua echo conns=100: >= {want}x {peer}", f"{r:.2f}x rps, {fmt(ea/eb if ea and eb else None)}x krps/core",
+                  r >= want, "implied by the epoll target; reported for context")
+    # One connection's rps is bound by waking the other vCPU and varies +-20 % between server
+    # restarts (compare epoll's two rows); server CPU per request is what O(n) loops lose.
+    for srv in ("corio-lua", "corio-cpp"):
+        a1, am = e(srv, "conns=1"), e(srv, "conns=1 +1000 idle")
+        p1, pm = e("epoll", "conns=1"), e("epoll", "conns=1 +1000 idle")
+        if a1 and am:
+            r = num(am, "rps") / num(a1, "rps")
+            r_eff = eff(am) / eff(a1) if eff(am) and eff(a1) else None
+            ctx = f"; epoll's own rps ratio in this run {num(pm,'rps')/num(p1,'rps'):.2f}x" if p1 and pm else ""
+            j.add(f"{'Lua' if srv == 'corio-lua' else 'C++'} echo 1 active + 1000 idle: no drop vs conns=1",
+                  f"{r:.2f}x rps ({num(am,'rps'):.0f} vs {num(a1,'rps'):.0f}), {fmt(r_eff)}x krps/core",
+                  r >= 0.95 or (r_eff or 0) >= 0.95,
+                  "judged on rps or, as rps at one connection is wakeup-bound and noisy, server CPU per request"
+                  + ctx + "; select() loops drop ~85 % here")
+    # C++ echo: loadgen-bound configs compare krps per server core.
+    for peer, want in (("asio", 1.0), ("epoll", 0.97)):
+        for cfg in ("conns=100", "conns=1000"):
+            a, b = e("corio-cpp", cfg), e(peer, cfg)
+            if not a or not b:
+                continue
+            sat = max(num(a, "lg_cpu", 0), num(b, "lg_cpu", 0)) >= 0.95
+            r_rps = num(a, "rps") / num(b, "rps")
+            ea, eb = eff(a), eff(b)
+            r_eff = ea / eb if ea and eb else None
+            r = r_eff if sat and r_eff else r_rps
+            j.add(f"C++ echo {cfg}: >= {want}x {peer}",
+                  f"{r_rps:.2f}x rps, {fmt(r_eff)}x krps/core",
+                  r is not None and r >= want,
+                  ("loadgen saturated: judged on krps/core" if sat else "judged on rps")
+                  + f" (rps {num(a,'rps'):.0f} vs {num(b,'rps'):.0f}, krps/core {fmt(ea,0)} vs {fmt(eb,0)})")
+    # Timers (1M, half cancelled): CPU ns per timer against libuv's.
+    uv = timers.get(("libuv", "1000000"))
+    cpp = timers.get(("corio-cpp", "1000000"))
+    lua = next((v for (i, n), v in timers.items() if i.startswith("corio-lua") and n == "1000000"), None)
+    if uv:
+        base = num(uv, "cpu_ns_per_timer")
+        for name, d, want in (("C++", cpp, 0.5), ("Lua", lua, 1.0)):
+            if not d:
+                j.add(f"Timers 1M, {name}: <= {want}x libuv CPU/timer", "no data", False, "the benchmark failed")
+                continue
+            r = num(d, "cpu_ns_per_timer") / base
+            ok = r <= want and d.get("ok") == "1"
+            j.add(f"Timers 1M, {name}: <= {want}x libuv CPU ns/timer",
+                  f"{r:.2f}x ({num(d,'cpu_ns_per_timer'):.0f} vs {base:.0f} ns)", ok,
+                  "4-ary heap of intrusive timers; cancel removes from the heap" if ok else
+                  ("the 4-ary heap's sift-down: O(log n) cache misses per timer at 1M (see 'What limits the rest')"
+                   if name == "C++" else
+                   "a userdata + table + registry ref per timer and a new coroutine per firing (see 'What limits the rest')"))
+    for d in extra:
+        if d.get("delay_us") and d.get("p99_us"):
+            p99, early = num(d, "p99_us"), int(num(d, "early", 1))
+            ok = p99 <= 200 and early == 0
+            j.add(f"Timer lateness ({d.get('impl','?')}): p99 <= 0.2 ms, never early",
+                  f"p50 {d['p50_us']} us, p99 {d['p99_us']} us, max {d['max_us']} us, early {early}", ok,
+                  "epoll_pwait2 with a nanosecond timeout and 1 ns timer slack; never early by construction"
+                  if ok else "the tail is this VM's wakeup jitter (an idle vCPU woken through the hypervisor): "
+                  "the loop asks for the exact deadline with 1 ns slack (see the notes)")
+    idle = {(d["impl"], d.get("conns")): d for d in extra if d.get("bench") == "idle"}
+    for name in ("corio-lua+timers", "corio-cpp+timers"):
+        d = next((v for (i, c), v in idle.items() if i == name), None)
+        if not d or "srv_sched_ms" not in d:
+            j.add(f"Idle CPU ({name})", "no data", False, "the benchmark failed")
+            continue
+        pct = num(d, "srv_sched_ms") / (num(d, "idle_s") * 1000) * 100
+        j.add(f"Idle CPU, {d['conns']} conns + {d['conns']} pending timers ({name.split('+')[0]}): < 0.1 %",
+              f"{pct:.4f} % ({d['srv_sched_ms']} ms on CPU in {d['idle_s']} s)", pct < 0.1,
+              "no polling: the loop sleeps until the nearest deadline (60 s away) or readiness")
+    for name, limit in (("corio-lua", 4096), ("corio-cpp", 1024)):
+        one = next((v for (i, c), v in idle.items() if i == name and c == "1"), None)
+        many = next((v for (i, c), v in idle.items() if i == name and c not in ("1", None)), None)
+        if not one or not many or "srv_rss_kb" not in one or "srv_rss_kb" not in many:
+            j.add(f"Memory per idle connection ({name})", "no data", False, "the benchmark failed")
+            continue
+        n = int(many["conns"])
+        per = (num(many, "srv_rss_kb") - num(one, "srv_rss_kb")) * 1024 / (n - 1)
+        j.add(f"Memory per idle {name.split('-')[1].replace('cpp','C++').replace('lua','Lua')} connection: <= {limit // 1024} KiB",
+              f"{per:.0f} B ({n} conns: {num(one,'srv_rss_kb')/1024:.1f} -> {num(many,'srv_rss_kb')/1024:.1f} MB VmRSS)",
+              per <= limit,
+              ("coroutine + socket userdata + engine Socket; no read buffer is kept while idle" if name == "corio-lua"
+               else "no buffer kept by the engine while idle" if per <= limit
+               else "bench/echo.cpp's 4 KiB read buffer lives in each coroutine frame; the engine's own "
+                    "share is ~1.2 KB (see 'What limits the rest')"))
+    return j
+
+
+def table(headers, rows):
+    out = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" if i == 0 else "---:" for i in range(len(headers))) + "|"]
+    out += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
+    return "\n".join(out)
+
+
+def main():
+    summary = sys.argv[1] == "--summary"
+    res = sys.argv[-1]
+    echo, timers, extra = load(res)
+    j = judge(echo, timers, extra)
+    targets = table(["target", "this run", "", "why"], j.rows)
+    if summary:
+        print(targets)
+        return
+    info = {}
+    for d in extra:
+        info.update({k: v for k, v in d.items() if k in ("uptime_before", "uptime_after", "total_s", "socketloop")})
+    peers_table = open(os.path.join(res, "peers", "table.md")).read() if os.path.exists(os.path.join(res, "peers", "table.md")) else "(missing)"
+    peers_table = re.sub(r"^# run", "### run", peers_table, flags=re.M).replace("\n## ", "\n#### ")
+    cpu = subprocess.run("sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1", shell=True,
+                         capture_output=True, text=True).stdout.strip()
+    here = os.path.dirname(os.path.abspath(__file__))
+    notes = open(os.path.join(here, "performance_notes.md")).read() if os.path.exists(os.path.join(here, "performance_notes.md")) else ""
+
+    sp = [d for d in extra if "spawn_ns" in d]
+    lat = [d for d in extra if d.get("delay_us")]
+    idle = [d for d in extra if d.get("bench") == "idle"]
+    ct = [d for k, d in sorted(timers.items()) if k[0].startswith("corio")]
+
+    print("# Performance\n")
+    print("Generated by `make bench` (bench/run.sh + bench/report.py) from **one run**: corio's echo "
+          "servers ran in the same invocation of `../shared/bench/run-peers.sh` as the peers, then "
+          "corio's timer, spawn, lateness, memory and idle benchmarks. Ratios are only meaningful "
+          "within one run (see ../shared/bench/BASELINE.md for run-to-run noise, ~5-10 %).\n")
+    print("## Targets\n")
+    print(targets + "\n")
+    if info.get("socketloop") == "pending":
+        print("The socketloop facade echo (`bench/echo_socketloop.lua`) is **pending issue 4** "
+              "(lua/corio/socketloop.lua was not in the tree for this run).\n")
+    print("## Machine and method\n")
+    print(f"- {os.cpu_count()} vCPUs, {cpu}, kernel {platform.release()}; load average before the run "
+          f"{info.get('uptime_before','?')}, after {info.get('uptime_after','?')}; whole run {info.get('total_s','?')} s "
+          "for corio's part after the peers (see the peers' own total below).")
+    print("- Echo: ../shared/bench/loadgen, closed loop, 64-byte messages, one in flight per connection, "
+          "server pinned to CPU 1 and loadgen to CPU 0, a fresh server per row. `krps per srv core` = "
+          "rps / server CPU: the fair comparison when loadgen (loadgen cpu ~1.00) is the bottleneck.")
+    print("- Servers: `bench/echo.lua` (corio.serve, a thread per connection, `receive(-65536)` = "
+          "whatever is available, `send`), `bench/echo_socketloop.lua` (the socketloop facade), "
+          "`build/bench/echo` (C++ coroutines: Listener/Stream, read_some/write_all); all bind "
+          "127.0.0.1, set TCP_NODELAY, ignore SIGPIPE (MSG_NOSIGNAL) and listen with backlog >= 1024.")
+    print("- Timers: `build/bench/timers`, `bench/timers.lua` (corio.after + :cancel()): N one-shot "
+          "timers, deadlines uniform in [0, 1 s), every second one cancelled, the peers' output line; pinned to CPU 1.")
+    print("- Memory: VmRSS of the echo server after 1 and after N idle connections (each did one echo, "
+          "then stays open and silent), (RSS_N - RSS_1) / (N - 1). Idle CPU: N connections + N timers "
+          "pending 60-120 s ahead, the server's on-CPU time from schedstat over the silent window.")
+    print("- Lateness: 10,000 sequential 1 ms sleeps (C++ Timer, Lua corio.sleep) on an otherwise idle loop.\n")
+    print("Reproduce: `make bench` (installs the peers' packages with `scripts/bootstrap --bench`, "
+          "builds, runs bench/run.sh, rewrites this file; raw lines in build/bench/results/<time>/). "
+          "`PEERS_ONLY=epoll,luv make bench` for a shorter run.\n")
+    print("## Echo load and idle connections (corio and the peers, one run-peers.sh invocation)\n")
+    print(peers_table.strip() + "\n")
+    print("## corio: timers (same run; compare with the peers' timer rows above)\n")
+    print(table(["impl", "timers", "setup ms", "cancel ms", "run ms", "wall ms", "cpu ms", "cpu ns/timer", "max RSS MB", "ok"],
+                [[d["impl"], d["timers"], d["setup_ms"], d["cancel_ms"], d["run_ms"], d["wall_ms"], d["cpu_ms"],
+                  d["cpu_ns_per_timer"], d["maxrss_mb"], d["ok"]] for d in ct]) + "\n")
+    print("## corio: coroutine spawn / switch\n")
+    print(table(["impl", "n", "spawn ns", "switch ns", "yield through the loop ns", "plain coroutine.create+resume ns"],
+                [[d["impl"], d["n"], d["spawn_ns"], d["switch_ns"], d["yield_ns"], d.get("coroutine_create_resume_ns", "-")] for d in sp]) + "\n")
+    print("spawn: start a thread/task that ends at once. switch: C++ `co_await` of a nested task; Lua "
+          "suspend() + resume() between two threads (through the loop). yield: `sleep(0)` round trip through the loop.\n")
+    print("## corio: timer lateness (1 ms sleeps)\n")
+    print(table(["impl", "count", "p50 us", "p99 us", "max us", "early"],
+                [[d.get("impl", "?"), d["count"], d["p50_us"], d["p99_us"], d["max_us"], d["early"]] for d in lat]) + "\n")
+    print("## corio: idle connections — memory and CPU\n")
+    print(table(["server", "conns", "idle s", "srv on-cpu ms (schedstat)", "utime+stime ms", "VmRSS MB", "errors"],
+                [[d["impl"], d.get("conns", "?"), d.get("idle_s", "-"), d.get("srv_sched_ms", "-"), d.get("srv_cpu_ms", "-"),
+                  fmt(num(d, "srv_rss_kb", 0) / 1024, 1), d.get("errors", "-")] for d in idle]) + "\n")
+    print(notes)
+
+
+if __name__ == "__main__":
+    main()

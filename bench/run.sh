@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# bench/run.sh - corio beside the peers of ../shared/bench in ONE run, then
+# docs/performance.md. Run by `make bench` (which builds first); about 9 minutes.
+#
+#   bench/run.sh                 # everything
+#   PEERS_ONLY=epoll,luv bench/run.sh   # fewer peers (corio's servers are always in)
+#
+# Knobs (environment): BUILD=build LUA=lua5.4 N_IDLE=10000 IDLE_SECS=10 LATENESS_N=10000,
+# DOC=docs/performance.md (empty: no doc), and run-peers.sh's own (DURATION, WARMUP, ...).
+set -u
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+BUILD=${BUILD:-build}
+LUA=${LUA:-lua5.4}
+N_IDLE=${N_IDLE:-10000}
+IDLE_SECS=${IDLE_SECS:-10}
+LATENESS_N=${LATENESS_N:-10000}
+DOC=${DOC-docs/performance.md}
+SHARED=${SHARED:-"$ROOT/../shared/bench"}
+RES="$ROOT/$BUILD/bench/results/$(date -u +%Y%m%d-%H%M%S)"
+SERVER_CPU=${SERVER_CPU:-1}
+LOADGEN_CPU=${LOADGEN_CPU:-0}
+mkdir -p "$RES/logs"
+EXTRA="$RES/corio.txt"  # corio's own lines (timers, spawn, lateness, memory, idle)
+: > "$EXTRA"
+
+export LUA_PATH="$ROOT/lua/?.lua;$ROOT/lua/?/init.lua;;"
+export LUA_CPATH="$ROOT/$BUILD/lua5.4/?.so;;"
+ulimit -n "$(ulimit -Hn)" 2>/dev/null
+T0=$(date +%s)
+
+{
+  echo "uptime_before=$(uptime | sed 's/.*load average: //; s/ //g')"
+  echo "nproc=$(nproc)"
+} >> "$EXTRA"
+
+# ---- 1. echo servers: corio's beside the peers, through run-peers.sh ----
+servers=(--server "corio-lua=$LUA $ROOT/bench/echo.lua {port}"
+         --server "corio-cpp=$ROOT/$BUILD/bench/echo {port}")
+if [ -f "$ROOT/lua/corio/socketloop.lua" ]; then
+  servers+=(--server "corio-socketloop=$LUA $ROOT/bench/echo_socketloop.lua {port}")
+else
+  echo "socketloop=pending" >> "$EXTRA"  # the facade (issue 4) is not there yet
+fi
+only=()
+if [ -n "${PEERS_ONLY:-}" ]; then only=(--only "corio-lua,corio-cpp,corio-socketloop,$PEERS_ONLY"); fi
+echo "== peers and corio echo (run-peers.sh)" >&2
+RESULTS="$RES/peers" "$SHARED/run-peers.sh" "${servers[@]}" "${only[@]}" || { echo "run-peers.sh failed" >&2; exit 1; }
+LOADGEN="$SHARED/build/loadgen"
+
+# ---- 2. timers, spawn/switch, lateness (pinned like the peers' timers) ----
+on_cpu() { taskset -c "$SERVER_CPU" "$@"; }
+echo "== corio timers, spawn, lateness" >&2
+for n in 1000000 100000; do
+  on_cpu "$BUILD/bench/timers" "$n" >> "$EXTRA" 2>>"$RES/logs/timers.log"
+  on_cpu "$LUA" bench/timers.lua "$n" >> "$EXTRA" 2>>"$RES/logs/timers.log"
+done
+on_cpu "$BUILD/bench/spawn" 1000000 >> "$EXTRA" 2>>"$RES/logs/spawn.log"
+on_cpu "$LUA" bench/spawn.lua 1000000 >> "$EXTRA" 2>>"$RES/logs/spawn.log"
+on_cpu "$BUILD/bench/timer_lateness" "$LATENESS_N" 1000 | sed 's/^timer_lateness /timer_lateness impl=corio-cpp /' >> "$EXTRA"
+on_cpu "$LUA" bench/timer_lateness.lua "$LATENESS_N" 1000 >> "$EXTRA"
+
+# ---- 3. memory per idle connection and idle CPU (N_IDLE connections) ----
+SERVER_PID=""
+stop_server() {
+  if [ -n "$SERVER_PID" ]; then
+    kill -TERM "$SERVER_PID" 2>/dev/null
+    for _ in $(seq 20); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$SERVER_PID" 2>/dev/null
+    wait "$SERVER_PID" 2>/dev/null
+  fi
+  SERVER_PID=""
+}
+trap 'stop_server' EXIT
+trap 'stop_server; exit 130' INT TERM
+PORT=19400
+start_server() {  # CMD with {port}
+  PORT=$((PORT + 1))
+  taskset -c "$SERVER_CPU" bash -c "exec ${1//\{port\}/$PORT}" >>"$RES/logs/idle.server.log" 2>&1 &
+  SERVER_PID=$!
+  for _ in $(seq 100); do
+    [ -n "$(ss -Hltn "sport = :$PORT" 2>/dev/null)" ] && return 0
+    sleep 0.05
+  done
+  return 1
+}
+# idle_line NAME CONNS SECS CMD: N connections, one echo each, then silence
+idle_line() {
+  local name=$1 conns=$2 secs=$3 cmd=$4 line
+  if ! start_server "$cmd"; then echo "bench=idle impl=$name conns=$conns FAIL" >> "$EXTRA"; stop_server; return; fi
+  line=$(taskset -c "$LOADGEN_CPU" "$LOADGEN" --host 127.0.0.1 --port "$PORT" --server-pid "$SERVER_PID" \
+         --conns "$conns" --size 64 --duration "$secs" --warmup 1 --idle --connect-timeout 60 2>>"$RES/logs/idle.loadgen.log")
+  echo "bench=idle impl=$name $line" >> "$EXTRA"
+  stop_server
+}
+echo "== corio memory per idle connection, idle CPU" >&2
+for s in "corio-lua|$LUA $ROOT/bench/echo.lua {port}" "corio-cpp|$ROOT/$BUILD/bench/echo {port}"; do
+  idle_line "${s%%|*}" 1 1 "${s#*|}"
+  idle_line "${s%%|*}" "$N_IDLE" 1 "${s#*|}"
+done
+idle_line "corio-lua+timers" "$N_IDLE" "$IDLE_SECS" "$LUA $ROOT/bench/idle.lua {port} $N_IDLE"
+idle_line "corio-cpp+timers" "$N_IDLE" "$IDLE_SECS" "$ROOT/$BUILD/bench/echo {port} $N_IDLE"
+
+echo "uptime_after=$(uptime | sed 's/.*load average: //; s/ //g')" >> "$EXTRA"
+echo "total_s=$(( $(date +%s) - T0 ))" >> "$EXTRA"
+
+# ---- 4. the report ----
+if [ -n "$DOC" ]; then
+  python3 bench/report.py "$RES" > "$DOC" || exit 1
+  echo "wrote $DOC (raw: $RES)" >&2
+fi
+python3 bench/report.py --summary "$RES"

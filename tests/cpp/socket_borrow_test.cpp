@@ -1,0 +1,99 @@
+// Socket with a borrowed descriptor (adopt(fd, false), as corio.wrap() uses for a LuaSocket
+// object's): I/O and close() wake-ups as usual, but close(), destroy() and the destructor
+// leave the descriptor open for its owner; an owned one is closed.
+#include <corio/socket.hpp>
+
+#include <gtest/gtest.h>
+
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "test_support.hpp"
+
+namespace {
+
+using corio::Direction;
+using corio::Error;
+using corio::Loop;
+
+bool is_open(int fd) { return fcntl(fd, F_GETFD) != -1; }
+
+class ReadOne final : public corio::IoOp {
+ public:
+  explicit ReadOne(Loop& loop) : IoOp(loop) {}
+  Status step(corio::Socket& so) override {
+    std::error_code ec;
+    Status st = so.fill(1, ec);
+    if (st == Status::done) error = ec;
+    return st;
+  }
+  void finish() override { finished = true; }
+  bool finished = false;
+};
+
+struct Pair {
+  int a = -1, b = -1;
+  Pair() {
+    int fds[2];
+    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) == 0) a = fds[0], b = fds[1];
+  }
+  ~Pair() {
+    if (a >= 0 && is_open(a)) ::close(a);
+    if (b >= 0) ::close(b);
+  }
+};
+
+TEST(SocketBorrow, ReadsAndCloseWakesWaitersButLeavesTheDescriptorOpen) {
+  Loop loop;
+  Pair p;
+  ASSERT_GE(p.a, 0);
+  corio::Socket so(loop, -1);
+  so.adopt(p.a, false);
+  EXPECT_TRUE(fcntl(p.a, F_GETFL) & O_NONBLOCK);
+  ReadOne first(loop), waiting(loop);
+  EXPECT_FALSE(so.submit(first, Direction::read));
+  ASSERT_EQ(::write(p.b, "x", 1), 1);
+  ASSERT_TRUE(corio_test::run_until(loop, [&] { return first.finished; }));
+  EXPECT_FALSE(first.error);
+  EXPECT_EQ(so.input().view(), "x");
+  so.input().clear();
+  EXPECT_FALSE(so.submit(waiting, Direction::read));
+  so.close();
+  EXPECT_TRUE(waiting.finished);
+  EXPECT_EQ(waiting.error, Error::closed);
+  EXPECT_TRUE(so.closed());
+  EXPECT_TRUE(is_open(p.a));  // still the owner's
+  ASSERT_EQ(::write(p.b, "y", 1), 1);
+  char c = 0;
+  EXPECT_EQ(::read(p.a, &c, 1), 1);
+  EXPECT_EQ(c, 'y');
+}
+
+TEST(SocketBorrow, DestroyAndDestructorLeaveItOpen) {
+  Loop loop;
+  Pair p;
+  ASSERT_GE(p.a, 0);
+  {
+    corio::Socket so(loop, -1);
+    so.adopt(p.a, false);
+  }
+  EXPECT_TRUE(is_open(p.a));
+  auto* so = new corio::Socket(loop, -1);
+  so->adopt(p.a, false);
+  so->destroy();
+  EXPECT_TRUE(is_open(p.a));
+}
+
+TEST(SocketBorrow, OwnedDescriptorIsClosed) {
+  Loop loop;
+  Pair p;
+  ASSERT_GE(p.a, 0);
+  {
+    corio::Socket so(loop, p.a);
+  }
+  EXPECT_FALSE(is_open(p.a));
+  p.a = -1;
+}
+
+}  // namespace
