@@ -149,9 +149,9 @@ def judge(echo, timers, extra):
             ok = p99 <= 200 and early == 0
             j.add(f"Timer lateness ({d.get('impl','?')}): p99 <= 0.2 ms, never early",
                   f"p50 {d['p50_us']} us, p99 {d['p99_us']} us, max {d['max_us']} us, early {early}", ok,
-                  "epoll_pwait2 with a nanosecond timeout and 1 ns timer slack; never early by construction"
+                  "epoll_pwait2 with a nanosecond timeout (plus the kernel's 50 us slack); never early by construction"
                   if ok else "the tail is this VM's wakeup jitter (an idle vCPU woken through the hypervisor): "
-                  "the loop asks for the exact deadline with 1 ns slack (see the notes)")
+                  "the loop asks for the exact deadline; the kernel adds up to 50 us slack (see the notes)")
     idle = {(d["impl"], d.get("conns")): d for d in extra if d.get("bench") == "idle"}
     for name in ("corio-lua+timers", "corio-cpp+timers"):
         d = next((v for (i, c), v in idle.items() if i == name), None)

@@ -9,7 +9,6 @@
 #include <ctime>
 #include <system_error>
 #include <sys/epoll.h>
-#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -38,9 +37,6 @@ class EpollPoller final : public Poller {
  public:
   EpollPoller() : fd_(epoll_create1(EPOLL_CLOEXEC)) {
     if (fd_ < 0) throw std::system_error(errno, std::generic_category(), "epoll_create1");
-    // The kernel's default 50 us timer slack made every timed wait ~55 us late (1 ms sleeps:
-    // p50 94 -> 39 us); deadlines are the caller's to coalesce, not the kernel's.
-    prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL);
   }
   ~EpollPoller() override { close(fd_); }
 
