@@ -199,37 +199,14 @@ void Socket::destroy() noexcept {
 }
 
 IoOp::Status Socket::fill(std::size_t want_bytes, std::error_code& ec) {
-  if (fd_ < 0) {
-    ec = Error::closed;
-    return IoOp::Status::done;
-  }
+  if (fd_ >= 0 && drained_) return IoOp::Status::wait;  // before growing the buffer for nothing
   std::size_t n = want_bytes < kChunk ? want_bytes : kChunk;
-  if (throttle(Direction::read).limited()) n = throttle(Direction::read).allow(n, Loop::now());  // no clock read unthrottled
-  if (n == 0) return IoOp::Status::throttled;
-  if (drained_) return IoOp::Status::wait;
   char* p = input_.prepare(n);
-  std::size_t ask = throttle(Direction::read).limited() ? n : input_.room();
-  ssize_t r;
-  do r = ::read(fd_, p, ask);
-  while (r < 0 && errno == EINTR);
-  if (r > 0) {
-    drained_ = static_cast<std::size_t>(r) < ask;
-    input_.commit(static_cast<std::size_t>(r));
-    bytes_in += static_cast<std::uint64_t>(r);
-    throttle(Direction::read).spend(static_cast<std::size_t>(r));
-    return IoOp::Status::done;
-  }
-  if (r == 0) {
-    ec = Error::closed;
-    return IoOp::Status::done;
-  }
-  if (errno == EAGAIN || errno == EWOULDBLOCK) {
-    drained_ = true;
-    return IoOp::Status::wait;
-  }
-  ec = (errno == ECONNRESET || errno == ECONNABORTED) ? std::error_code(Error::closed)
-                                                      : std::error_code(errno, std::generic_category());
-  return IoOp::Status::done;
+  // Unthrottled, take all the room there is: fewer reads for a big transfer.
+  std::size_t got = 0;
+  IoOp::Status st = read(p, throttle(Direction::read).limited() ? n : input_.room(), got, ec);
+  input_.commit(got);
+  return st;
 }
 
 IoOp::Status Socket::read(char* buf, std::size_t len, std::size_t& got, std::error_code& ec) {
