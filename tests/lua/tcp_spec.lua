@@ -787,7 +787,9 @@ describe("corio tcp", function()
         end
         collectgarbage("collect")
         collectgarbage("collect")
-        assert.equal(before, S.open_fds())
+        -- no more than before (one left over by an earlier test may have closed meanwhile)
+        local after = S.open_fds()
+        assert.is_true(after <= before, ("%d descriptors before, %d after"):format(before, after))
       end)
     end)
 
