@@ -4,6 +4,7 @@
 // Error::closed; each operation may carry a timeout. Both the C++ awaiters and the Lua
 // sockets are built on this.
 #pragma once
+#include <corio/address.hpp>
 #include <corio/buffer.hpp>
 #include <corio/error.hpp>
 #include <corio/io_watch.hpp>
@@ -84,6 +85,11 @@ class Socket {
   // Reads at most len bytes straight into buf, bypassing input() (serve what it holds
   // first): no buffer allocated and no copy for a reader that has its own.
   IoOp::Status read(char* buf, std::size_t len, std::size_t& got, std::error_code& ec);
+
+  // One datagram out (to == nullptr: the connected peer) or in (from may be nullptr).
+  IoOp::Status send_datagram(const char* data, std::size_t len, const Address* to, std::size_t& sent,
+                             std::error_code& ec);
+  IoOp::Status receive_datagram(char* buf, std::size_t len, Address* from, std::size_t& got, std::error_code& ec);
 
   ReadBuffer& input() noexcept { return input_; }
   Throttle& throttle(Direction d) noexcept { return throttle_[static_cast<int>(d)]; }

@@ -18,21 +18,10 @@ class RecvOp final : public SocketOp {
   RecvOp(Runtime& rt, std::size_t size, bool with_from) : SocketOp(rt), buf_(size, '\0'), from_(with_from) {}
 
   Status step(Socket& so) override {
-    if (so.fd() < 0) {
-      error = Error::closed;
-      return Status::done;
-    }
-    ssize_t n;
-    do n = recvfrom(so.fd(), buf_.data(), buf_.size(), 0, addr_.data(), addr_.size_ptr());
-    while (n < 0 && errno == EINTR);
-    if (n >= 0) {
-      buf_.resize(static_cast<std::size_t>(n));
-      so.bytes_in += static_cast<std::uint64_t>(n);
-      return Status::done;
-    }
-    if (errno == EAGAIN || errno == EWOULDBLOCK) return Status::wait;
-    error = {errno, std::generic_category()};
-    return Status::done;
+    std::size_t got = 0;
+    Status st = so.receive_datagram(buf_.data(), buf_.size(), &addr_, got, error);
+    if (st == Status::done && !error) buf_.resize(got);
+    return st;
   }
 
   int push(lua_State* L) override {
@@ -70,22 +59,7 @@ class SendToOp final : public SocketOp {
   }
 
   Status step(Socket& so) override {
-    if (so.fd() < 0) {
-      error = Error::closed;
-      return Status::done;
-    }
-    ssize_t n;
-    do n = to_ ? sendto(so.fd(), data_, len_, MSG_NOSIGNAL, to_->data(), to_->size())
-               : send(so.fd(), data_, len_, MSG_NOSIGNAL);
-    while (n < 0 && errno == EINTR);
-    if (n >= 0) {
-      sent_ = static_cast<std::size_t>(n);
-      so.bytes_out += sent_;
-      return Status::done;
-    }
-    if (errno == EAGAIN || errno == EWOULDBLOCK) return Status::wait;
-    error = {errno, std::generic_category()};
-    return Status::done;
+    return so.send_datagram(data_, len_, to_ ? &*to_ : nullptr, sent_, error);
   }
 
   void queued(lua_State* L) override {

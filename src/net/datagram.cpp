@@ -56,39 +56,11 @@ void Datagram::close() noexcept {
 Loop& Datagram::loop() const noexcept { return loop_ ? *loop_ : Loop::current(); }
 
 IoOp::Status Datagram::RecvFrom::step(Socket& so) {
-  if (so.fd() < 0) {
-    error = Error::closed;
-    return Status::done;
-  }
-  ssize_t n;
-  do n = ::recvfrom(so.fd(), buf_, len_, 0, got_.from.data(), got_.from.size_ptr());
-  while (n < 0 && errno == EINTR);
-  if (n >= 0) {
-    got_.size = static_cast<std::size_t>(n);
-    so.bytes_in += got_.size;
-    return Status::done;
-  }
-  if (errno == EAGAIN || errno == EWOULDBLOCK) return Status::wait;
-  error = {errno, std::generic_category()};
-  return Status::done;
+  return so.receive_datagram(buf_, len_, &got_.from, got_.size, error);
 }
 
 IoOp::Status Datagram::SendTo::step(Socket& so) {
-  if (so.fd() < 0) {
-    error = Error::closed;
-    return Status::done;
-  }
-  ssize_t n;
-  do n = ::sendto(so.fd(), data_.data(), data_.size(), MSG_NOSIGNAL, to_.data(), to_.size());
-  while (n < 0 && errno == EINTR);
-  if (n >= 0) {
-    sent_ = static_cast<std::size_t>(n);
-    so.bytes_out += sent_;
-    return Status::done;
-  }
-  if (errno == EAGAIN || errno == EWOULDBLOCK) return Status::wait;
-  error = {errno, std::generic_category()};
-  return Status::done;
+  return so.send_datagram(data_.data(), data_.size(), &to_, sent_, error);
 }
 
 }  // namespace corio

@@ -264,4 +264,44 @@ IoOp::Status Socket::write(const char* data, std::size_t len, std::size_t& writt
   return IoOp::Status::done;
 }
 
+IoOp::Status Socket::send_datagram(const char* data, std::size_t len, const Address* to, std::size_t& sent,
+                                   std::error_code& ec) {
+  sent = 0;
+  if (fd_ < 0) {
+    ec = Error::closed;
+    return IoOp::Status::done;
+  }
+  ssize_t n;
+  do n = to ? ::sendto(fd_, data, len, MSG_NOSIGNAL, to->data(), to->size()) : ::send(fd_, data, len, MSG_NOSIGNAL);
+  while (n < 0 && errno == EINTR);
+  if (n >= 0) {
+    sent = static_cast<std::size_t>(n);
+    bytes_out += sent;
+    return IoOp::Status::done;
+  }
+  if (errno == EAGAIN || errno == EWOULDBLOCK) return IoOp::Status::wait;
+  ec = {errno, std::generic_category()};
+  return IoOp::Status::done;
+}
+
+IoOp::Status Socket::receive_datagram(char* buf, std::size_t len, Address* from, std::size_t& got,
+                                      std::error_code& ec) {
+  got = 0;
+  if (fd_ < 0) {
+    ec = Error::closed;
+    return IoOp::Status::done;
+  }
+  ssize_t n;
+  do n = from ? ::recvfrom(fd_, buf, len, 0, from->data(), from->size_ptr()) : ::recv(fd_, buf, len, 0);
+  while (n < 0 && errno == EINTR);
+  if (n >= 0) {
+    got = static_cast<std::size_t>(n);
+    bytes_in += got;
+    return IoOp::Status::done;
+  }
+  if (errno == EAGAIN || errno == EWOULDBLOCK) return IoOp::Status::wait;
+  ec = {errno, std::generic_category()};
+  return IoOp::Status::done;
+}
+
 }  // namespace corio
