@@ -54,18 +54,12 @@ class SendToOp final : public SocketOp {
  public:
   SendToOp(Runtime& rt, const char* data, std::size_t len, std::optional<Address> to)
       : SocketOp(rt), data_(data), len_(len), to_(to) {}
-  ~SendToOp() override {
-    if (ref_ != LUA_NOREF) luaL_unref(runtime().main, LUA_REGISTRYINDEX, ref_);
-  }
 
   Status step(Socket& so) override {
     return so.send_datagram(data_, len_, to_ ? &*to_ : nullptr, sent_, error);
   }
 
-  void queued(lua_State* L) override {
-    lua_pushvalue(L, 2);
-    ref_ = luaL_ref(L, LUA_REGISTRYINDEX);
-  }
+  void queued(lua_State* L) override { anchor(L, 2); }
 
   int push(lua_State* L) override {
     if (error) return push_error(L, error);
@@ -78,7 +72,6 @@ class SendToOp final : public SocketOp {
   std::size_t len_;
   std::optional<Address> to_;
   std::size_t sent_ = 0;
-  int ref_ = LUA_NOREF;
 };
 
 // connected:send(datagram) -> bytes sent
@@ -106,8 +99,7 @@ int l_sendto(lua_State* L) {
 // setsockname (bind) and setpeername (connect; "*" disconnects) after resolving the name.
 class AddressOp final : public ResolveThen {
  public:
-  AddressOp(Runtime& rt, LSocket* s, bool peer, int sock_ref) : ResolveThen(rt), s_(s), peer_(peer), ref_(sock_ref) {}
-  ~AddressOp() override { luaL_unref(runtime().main, LUA_REGISTRYINDEX, ref_); }
+  AddressOp(Runtime& rt, LSocket* s, bool peer) : ResolveThen(rt), s_(s), peer_(peer) {}
   Status step(Socket&) override { return Status::done; }
 
   bool resolved(std::vector<Address> addrs) override {
@@ -126,7 +118,7 @@ class AddressOp final : public ResolveThen {
     if (resolve_error) return push_error(L, resolve_error);
     if (error) return push_error(L, error);
     if (peer_) {
-      lua_rawgeti(L, LUA_REGISTRYINDEX, ref_);
+      push_anchor(L);
       set_role(L, lua_gettop(L), s_, Role::connected);
       lua_pop(L, 1);
     }
@@ -137,7 +129,6 @@ class AddressOp final : public ResolveThen {
  private:
   LSocket* s_;
   bool peer_;
-  int ref_;
 };
 
 int set_address(lua_State* L, bool peer) {
@@ -153,10 +144,10 @@ int set_address(lua_State* L, bool peer) {
   }
   std::uint16_t port = check_port(L, 3);
   if (!peer && std::strcmp(host, "*") == 0) host = s->family == AF_INET6 ? "::" : "0.0.0.0";
-  lua_pushvalue(L, 1);
-  int ref = luaL_ref(L, LUA_REGISTRYINDEX);
   int family = s->has_fd() ? s->family : AF_UNSPEC;
-  return resolve_and(L, s, host, port, family, new AddressOp(*s->rt, s, peer, ref));
+  auto* op = new AddressOp(*s->rt, s, peer);
+  op->anchor(L, 1);  // its class changes when it connects
+  return resolve_and(L, s, host, port, family, op);
 }
 
 int l_setsockname(lua_State* L) { return set_address(L, false); }

@@ -299,8 +299,7 @@ int add_event(lua_State* L, EventSet* set, char type, int src_idx, int ctx_idx, 
   }
   if (std::error_code ec = set->arm(e)) {
     owned.reset();
-    store(L, 1, kContexts, id, 0);
-    store(L, 1, kSources, id, 0);
+    drop(L, 1, set, id);  // only its context and source were stored
     if (kind == 's') luaL_argerror(L, src_idx, "signal cannot be caught");
     return push_failure(L, ec);
   }

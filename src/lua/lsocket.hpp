@@ -47,6 +47,9 @@ struct LSocket {
 class SocketOp : public Operation, public IoOp {
  public:
   explicit SocketOp(Runtime& rt) : Operation(rt), IoOp(rt.loop) {}
+  ~SocketOp() override {
+    if (anchor_ != LUA_NOREF) luaL_unref(runtime().main, LUA_REGISTRYINDEX, anchor_);
+  }
   // Pushes the results on L (the waiting state) and returns how many.
   virtual int push(lua_State* L) = 0;
   // Called when the op had to be queued, before the caller waits (L: the caller's stack).
@@ -55,6 +58,16 @@ class SocketOp : public Operation, public IoOp {
 
   // Runs the op on s in direction d: returns its results at once, or waits for them.
   static int start(lua_State* L, SocketOp* op, LSocket* s, Direction d);
+
+  // Keeps the Lua value at idx (the data being sent, the socket) alive while the op lasts.
+  void anchor(lua_State* L, int idx) {
+    lua_pushvalue(L, idx);
+    anchor_ = luaL_ref(L, LUA_REGISTRYINDEX);
+  }
+  void push_anchor(lua_State* L) const { lua_rawgeti(L, LUA_REGISTRYINDEX, anchor_); }
+
+ private:
+  int anchor_ = LUA_NOREF;
 };
 
 LSocket* check_socket(lua_State* L, int idx);

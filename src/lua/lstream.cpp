@@ -234,9 +234,6 @@ class SendOp final : public SocketOp, public Recycled<SendOp> {
  public:
   SendOp(Runtime& rt, const char* data, std::size_t len, std::size_t first)
       : SocketOp(rt), data_(data), len_(len), first_(first) {}
-  ~SendOp() override {
-    if (ref_ != LUA_NOREF) luaL_unref(runtime().main, LUA_REGISTRYINDEX, ref_);
-  }
 
   Status step(Socket& so) override {
     while (sent_ < len_) {
@@ -253,10 +250,7 @@ class SendOp final : public SocketOp, public Recycled<SendOp> {
     return Status::done;
   }
 
-  void queued(lua_State* L) override {  // the data must outlive the calling frame
-    lua_pushvalue(L, 2);
-    ref_ = luaL_ref(L, LUA_REGISTRYINDEX);
-  }
+  void queued(lua_State* L) override { anchor(L, 2); }  // the data outlives the calling frame
 
   int push(lua_State* L) override {
     auto last = static_cast<lua_Integer>(first_ - 1 + sent_);
@@ -274,7 +268,6 @@ class SendOp final : public SocketOp, public Recycled<SendOp> {
   std::size_t len_;
   std::size_t first_;
   std::size_t sent_ = 0;
-  int ref_ = LUA_NOREF;
 };
 
 // client:send(data [, i [, j]]) -> index of the last byte sent | nil, message, last
@@ -395,8 +388,7 @@ int l_listen(lua_State* L) {
 // comes first. The op is its own IoOp: one connect attempt at a time, on write readiness.
 class ConnectOp final : public ResolveThen {
  public:
-  ConnectOp(Runtime& rt, LSocket* s, int sock_ref) : ResolveThen(rt), s_(s), sock_ref_(sock_ref) {}
-  ~ConnectOp() override { luaL_unref(runtime().main, LUA_REGISTRYINDEX, sock_ref_); }
+  ConnectOp(Runtime& rt, LSocket* s) : ResolveThen(rt), s_(s) {}
 
   bool resolved(std::vector<Address> addrs) override {
     addrs_ = std::move(addrs);
@@ -429,7 +421,7 @@ class ConnectOp final : public ResolveThen {
   int push(lua_State* L) override {
     if (resolve_error) return push_error(L, resolve_error);
     if (error) return push_error(L, error);
-    lua_rawgeti(L, LUA_REGISTRYINDEX, sock_ref_);
+    push_anchor(L);
     set_role(L, lua_gettop(L), s_, Role::client);
     lua_pop(L, 1);
     lua_pushinteger(L, 1);
@@ -456,7 +448,6 @@ class ConnectOp final : public ResolveThen {
   }
 
   LSocket* s_;
-  int sock_ref_;
   std::vector<Address> addrs_;
   std::size_t next_ = 0;
   bool started_ = false;
@@ -476,9 +467,9 @@ int l_connect(lua_State* L) {
   const char* host = luaL_checkstring(L, 2);
   std::uint16_t port = check_port(L, 3);
   if (*host == '\0') return push_error(L, ResolveError::not_found);  // as getaddrinfo says
-  lua_pushvalue(L, 1);
-  int ref = luaL_ref(L, LUA_REGISTRYINDEX);
-  return resolve_and(L, s, host, port, s->family, new ConnectOp(*s->rt, s, ref));
+  auto* op = new ConnectOp(*s->rt, s);
+  op->anchor(L, 1);  // its class changes when it connects
+  return resolve_and(L, s, host, port, s->family, op);
 }
 
 // client:shutdown(["both" | "send" | "receive"])

@@ -4,11 +4,7 @@ local event = require "corio.event"
 local S = require "event_support"
 local now, collect = S.now, S.collect
 
-local function ctxs(list)
-  local r = {}
-  for i, e in ipairs(list) do r[i] = e.ctx end
-  return r
-end
+local ctxs = S.ctxs
 
 describe("corio.event iterator", function()
   describe("ev([block])", function()

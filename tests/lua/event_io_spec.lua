@@ -5,11 +5,7 @@ local socket = require "socket"
 local S = require "event_support"
 local now, collect = S.now, S.collect
 
-local function ctxs(list)
-  local r = {}
-  for i, e in ipairs(list) do r[i] = e.ctx end
-  return r
-end
+local ctxs = S.ctxs
 
 local function fdnum(sock) return math.floor(sock:getfd()) end
 

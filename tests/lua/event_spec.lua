@@ -12,11 +12,7 @@ local function whys(list)
   return r
 end
 
-local function ctxs(list)
-  local r = {}
-  for i, e in ipairs(list) do r[i] = e.ctx end
-  return r
-end
+local ctxs = S.ctxs
 
 describe("corio.event", function()
   describe("module", function()

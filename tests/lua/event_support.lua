@@ -13,6 +13,13 @@ M.now = corio.now  -- monotonic seconds, the clock the event timers run on
 -- persistent event's timeout restarts inside that call, so a lower bound for its next
 -- return is `called` + timeout (not `at`, which is a little later).
 -- `body(e, list)` runs inside the loop body when given.
+-- The contexts of a collect()ed list, in order.
+function M.ctxs(list)
+  local r = {}
+  for i, e in ipairs(list) do r[i] = e.ctx end
+  return r
+end
+
 function M.collect(ev, block, body, t0)
   t0 = t0 or M.now()
   local list = {}
