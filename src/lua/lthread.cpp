@@ -97,7 +97,7 @@ void Runtime::resume(lua_State* co, int nargs) {
       luaL_unref(main, LUA_REGISTRYINDEX, ref);
     });
   } else if (status != LUA_OK) {
-    report(co, status);
+    report(co);
 #if LUA_VERSION_NUM >= 504
     // Nobody else can close the dead thread's pending to-be-closed variables (a socket of
     // a failed handler, say): close them now, as coroutine.wrap does on an error.
@@ -109,8 +109,7 @@ void Runtime::resume(lua_State* co, int nargs) {
   }
 }
 
-void Runtime::report(lua_State* co, int status) {
-  (void)status;
+void Runtime::report(lua_State* co) {
   lua_State* M = main;
   const char* msg = lua_tostring(co, -1);
   if (!msg) msg = lua_pushfstring(co, "(error object is a %s value)", luaL_typename(co, -1));

@@ -49,7 +49,7 @@ struct Runtime {
   // Resumes co with nargs values from its stack top; reports an error with traceback.
   void resume(lua_State* co, int nargs);
   // Calls the error handler (default: stderr) for an error raised in thread co.
-  void report(lua_State* co, int status);
+  void report(lua_State* co);
   // Starts fn (at the top of L's stack, nargs arguments above it) as a new thread and
   // leaves the thread on L's stack.
   void spawn(lua_State* L, int nargs);
