@@ -47,9 +47,7 @@ struct LSocket {
 class SocketOp : public Operation, public IoOp {
  public:
   explicit SocketOp(Runtime& rt) : Operation(rt), IoOp(rt.loop) {}
-  ~SocketOp() override {
-    if (anchor_ != LUA_NOREF) luaL_unref(runtime().main, LUA_REGISTRYINDEX, anchor_);
-  }
+  ~SocketOp() override { runtime().anchors.drop(anchor_); }
   // Pushes the results on L (the waiting state) and returns how many.
   virtual int push(lua_State* L) = 0;
   // Called when the op had to be queued, before the caller waits (L: the caller's stack).
@@ -62,12 +60,12 @@ class SocketOp : public Operation, public IoOp {
   // Keeps the Lua value at idx (the data being sent, the socket) alive while the op lasts.
   void anchor(lua_State* L, int idx) {
     lua_pushvalue(L, idx);
-    anchor_ = luaL_ref(L, LUA_REGISTRYINDEX);
+    anchor_ = runtime().anchors.hold(L);
   }
-  void push_anchor(lua_State* L) const { lua_rawgeti(L, LUA_REGISTRYINDEX, anchor_); }
+  void push_anchor(lua_State* L) const { runtime().anchors.push(L, anchor_); }
 
  private:
-  int anchor_ = LUA_NOREF;
+  int anchor_ = Anchors::kNone;
 };
 
 LSocket* check_socket(lua_State* L, int idx);

@@ -37,14 +37,14 @@ Operation::~Operation() {
   else
     rt_.ops = next_;
   if (next_) next_->prev_ = prev_;
-  if (ref_ != LUA_NOREF) luaL_unref(rt_.main, LUA_REGISTRYINDEX, ref_);
+  rt_.anchors.drop(anchor_);
 }
 
 int Operation::wait(lua_State* L) {
   L_ = L;
   if (lua_isyieldable(L)) {
     lua_pushthread(L);
-    ref_ = luaL_ref(L, LUA_REGISTRYINDEX);
+    anchor_ = rt_.anchors.hold(L);
     rt_.op_yield = L;
     return lua_yield(L, 0);
   }
@@ -56,18 +56,18 @@ int Operation::wait(lua_State* L) {
 }
 
 void Operation::complete(int n) {
-  if (ref_ == LUA_NOREF) {  // a blocking wait() picks the results up from the stack
+  if (anchor_ == Anchors::kNone) {  // a blocking wait() picks the results up from the stack
     done_ = true;
     nresults_ = n;
     return;
   }
   Runtime& rt = rt_;
   lua_State* co = L_;
-  int ref = ref_;
-  ref_ = LUA_NOREF;
+  int anchor = anchor_;
+  anchor_ = Anchors::kNone;
   delete this;
   rt.resume(co, n);
-  luaL_unref(rt.main, LUA_REGISTRYINDEX, ref);  // only now: co must stay anchored while it runs
+  rt.anchors.drop(anchor);  // only now: co must stay anchored while it runs
 }
 
 // ---- Runtime ----
@@ -91,10 +91,10 @@ void Runtime::resume(lua_State* co, int nargs) {
     // A plain coroutine.yield(): the thread gives the others a turn and goes on.
     lua_pop(co, nres);
     lua_pushthread(co);
-    int ref = luaL_ref(co, LUA_REGISTRYINDEX);
-    loop.call_soon([this, co, ref] {
+    int anchor = anchors.hold(co);
+    loop.call_soon([this, co, anchor] {
       resume(co, 0);
-      luaL_unref(main, LUA_REGISTRYINDEX, ref);
+      anchors.drop(anchor);
     });
   } else if (status != LUA_OK) {
     report(co);
@@ -213,11 +213,11 @@ int l_resume(lua_State* L) {
   int nargs = lua_gettop(L) - 1;
   lua_xmove(L, co, nargs);
   lua_pushvalue(L, 1);
-  int ref = luaL_ref(L, LUA_REGISTRYINDEX);
   Runtime* rt = &runtime(L);
-  rt->loop.call_soon([rt, co, nargs, ref] {
+  int anchor = rt->anchors.hold(L);
+  rt->loop.call_soon([rt, co, nargs, anchor] {
     rt->resume(co, nargs);
-    luaL_unref(rt->main, LUA_REGISTRYINDEX, ref);
+    rt->anchors.drop(anchor);
   });
   lua_pushboolean(L, 1);
   return 1;

@@ -6,6 +6,7 @@
 // it runs the loop until the operation completes: the call blocks like LuaSocket's would
 // while every other thread keeps running.
 #pragma once
+#include "lanchor.hpp"
 #include "lcompat.hpp"
 
 #include <corio/loop.hpp>
@@ -35,7 +36,7 @@ class Operation {
   friend struct Runtime;
   Runtime& rt_;
   lua_State* L_ = nullptr;
-  int ref_ = LUA_NOREF;  // anchors a yielded coroutine
+  int anchor_ = Anchors::kNone;  // a yielded coroutine
   bool done_ = false;
   int nresults_ = 0;
   Operation* prev_ = nullptr;
@@ -56,6 +57,7 @@ struct Runtime {
 
   Loop& loop;
   lua_State* main;           // a thread kept in the registry for callbacks from the loop
+  Anchors anchors{main};     // at the bottom of main's stack
   int handler_ref = LUA_NOREF;
   bool stopping = false;
   Operation* ops = nullptr;  // pending operations

@@ -16,21 +16,22 @@ struct LuaTimer {
   LuaTimer(Runtime& r) : rt(&r), timer(r.loop) {}
   Runtime* rt;
   Timer timer;
-  int self_ref = LUA_NOREF;  // anchors the handle (and so fn and args) while armed
+  int anchor = Anchors::kNone;  // the handle (and so fn and args) while armed
   int nargs = 0;
   bool repeating = false;
 };
 
 void unanchor(LuaTimer* t) {
-  int ref = t->self_ref;
-  t->self_ref = LUA_NOREF;
-  luaL_unref(t->rt->main, LUA_REGISTRYINDEX, ref);
+  int anchor = t->anchor;
+  t->anchor = Anchors::kNone;
+  t->rt->anchors.drop(anchor);
 }
 
 void fire(LuaTimer* t) {
   Runtime& rt = *t->rt;
   lua_State* M = rt.main;
-  lua_rawgeti(M, LUA_REGISTRYINDEX, t->self_ref);  // keeps the handle alive during the call
+  lua_checkstack(M, t->nargs + 4);
+  rt.anchors.push(M, t->anchor);  // keeps the handle alive during the call
   get_uservalue(M, -1);
   for (int i = 1; i <= t->nargs + 1; ++i) lua_rawgeti(M, -i, i);
   if (!t->repeating) unanchor(t);
@@ -56,7 +57,7 @@ int start(lua_State* L, bool repeating) {
   t->nargs = nargs;
   t->repeating = repeating;
   lua_pushvalue(L, -1);
-  t->self_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  t->anchor = rt.anchors.hold(L);
   Duration d = from_seconds(s);
   t->timer.start(d, [t] { fire(t); }, repeating ? d : Duration::zero());
   return 1;
@@ -70,7 +71,7 @@ int l_cancel(lua_State* L) {
   auto* t = static_cast<LuaTimer*>(luaL_checkudata(L, 1, kTimerType));
   bool armed = t->timer.active();
   t->timer.stop();
-  if (t->self_ref != LUA_NOREF) unanchor(t);
+  unanchor(t);
   lua_pushboolean(L, armed);
   return 1;
 }
