@@ -36,6 +36,41 @@ inline void get_uservalue(lua_State* L, int idx) {
 #endif
 }
 
+// A userdata with n Lua values attached: 5.4 user values; LuaJIT, a table as environment.
+inline void* new_userdata_values(lua_State* L, std::size_t size, int n) {
+#if LUA_VERSION_NUM >= 504
+  return lua_newuserdatauv(L, size, n);
+#else
+  void* p = lua_newuserdata(L, size);
+  lua_createtable(L, n, 0);
+  lua_setfenv(L, -2);
+  return p;
+#endif
+}
+
+// Pops a value into the i-th (from 1) value of the userdata at idx (absolute).
+inline void set_uservalue_at(lua_State* L, int idx, int i) {
+#if LUA_VERSION_NUM >= 504
+  lua_setiuservalue(L, idx, i);
+#else
+  lua_getfenv(L, idx);
+  lua_insert(L, -2);
+  lua_rawseti(L, -2, i);
+  lua_pop(L, 1);
+#endif
+}
+
+// Pushes values 1..n of the userdata at idx (absolute).
+inline void push_uservalues(lua_State* L, int idx, int n) {
+#if LUA_VERSION_NUM >= 504
+  for (int i = 1; i <= n; ++i) lua_getiuservalue(L, idx, i);
+#else
+  lua_getfenv(L, idx);
+  for (int i = 1; i <= n; ++i) lua_rawgeti(L, -i, i);
+  lua_remove(L, -(n + 1));
+#endif
+}
+
 // The descriptor of a Lua file handle (io.open, io.popen), -1 if closed.
 inline int file_descriptor(lua_State* L, int idx) {
   void* p = luaL_checkudata(L, idx, LUA_FILEHANDLE);

@@ -10,6 +10,8 @@ namespace {
 
 constexpr const char* kRuntimeKey = "corio.runtime";
 constexpr const char* kSuspendedKey = "corio.suspended";  // weak set of suspend()ed threads
+char kRunnerIdle;  // its address: what a runner thread yields between calls
+constexpr std::size_t kMaxIdleRunners = 64;
 
 int resume_compat(lua_State* co, int nargs, int* nres) {
 #if LUA_VERSION_NUM >= 504
@@ -88,6 +90,7 @@ void Runtime::resume(lua_State* co, int nargs) {
   op_yield = outer;
   if (status == LUA_YIELD) {
     if (waiting) return;  // an Operation (or suspend) holds it now
+    if (nres == 1 && lua_touserdata(co, -1) == &kRunnerIdle) return park_runner(co);
     // A plain coroutine.yield(): the thread gives the others a turn and goes on.
     lua_pop(co, nres);
     lua_pushthread(co);
@@ -135,6 +138,56 @@ void Runtime::spawn(lua_State* L, int nargs) {
   lua_insert(L, -(nargs + 2));
   lua_xmove(L, co, nargs + 1);
   resume(co, nargs);  // L's stack anchors co meanwhile
+}
+
+// A runner is a thread that calls what it is resumed with, then yields kRunnerIdle and
+// waits in the pool for the next call. The tail call keeps its stack flat.
+void Runtime::call_in_thread(int nargs) {
+  lua_State* M = main;
+  while (!idle_runners_.empty()) {
+    int slot = idle_runners_.back();
+    idle_runners_.pop_back();
+    anchors.push(M, slot);
+    anchors.drop(slot);
+    lua_State* co = lua_tothread(M, -1);
+    // Resumed by someone else meanwhile (it is a thread a callback may have kept): unusable.
+    if (lua_status(co) == LUA_YIELD && lua_gettop(co) == 0) return start_runner(co, nargs);
+    lua_pop(M, 1);
+  }
+  if (runner_fn_ == Anchors::kNone) {
+    static const char kBody[] =
+        "local idle, yield = ... "
+        "local function run(f, ...) f(...) return run(yield(idle)) end "
+        "return run";
+    luaL_loadbuffer(M, kBody, sizeof kBody - 1, "=corio.runner");
+    lua_pushlightuserdata(M, &kRunnerIdle);
+    lua_getglobal(M, "coroutine");
+    lua_getfield(M, -1, "yield");
+    lua_remove(M, -2);
+    lua_call(M, 2, 1);
+    runner_fn_ = anchors.hold(M);
+  }
+  lua_State* co = lua_newthread(M);
+  anchors.push(co, runner_fn_);
+  start_runner(co, nargs);
+}
+
+// co (at the top of main, which anchors it meanwhile) takes fn and args from below it.
+void Runtime::start_runner(lua_State* co, int nargs) {
+  lua_State* M = main;
+  lua_insert(M, -(nargs + 2));
+  lua_xmove(M, co, nargs + 1);
+  resume(co, nargs + 1);
+  lua_pop(M, 1);
+}
+
+// The runner finished a call: keep it for the next one (a bounded number of them; the
+// rest are left to the collector).
+void Runtime::park_runner(lua_State* co) {
+  lua_pop(co, 1);
+  if (idle_runners_.size() >= kMaxIdleRunners) return;
+  lua_pushthread(co);
+  idle_runners_.push_back(anchors.hold(co));
 }
 
 namespace {

@@ -11,6 +11,8 @@
 
 #include <corio/loop.hpp>
 
+#include <vector>
+
 namespace corio::lua {
 
 struct Runtime;
@@ -54,6 +56,10 @@ struct Runtime {
   // Starts fn (at the top of L's stack, nargs arguments above it) as a new thread and
   // leaves the thread on L's stack.
   void spawn(lua_State* L, int nargs);
+  // Runs fn(args...) (fn and nargs arguments at the top of main) in a thread of its own
+  // until it first waits, like spawn, but in a pooled thread: a timer's callback. A new
+  // coroutine per firing was most of a Lua timer's cost.
+  void call_in_thread(int nargs);
 
   Loop& loop;
   lua_State* main;           // a thread kept in the registry for callbacks from the loop
@@ -64,6 +70,12 @@ struct Runtime {
   // Set by Operation::wait (and suspend) to the yielding thread: its yield is a wait, not
   // a plain yield. A thread, not a flag: the yield may go to a coroutine.resume instead.
   lua_State* op_yield = nullptr;
+
+ private:
+  void start_runner(lua_State* co, int nargs);
+  void park_runner(lua_State* co);
+  int runner_fn_ = Anchors::kNone;  // the runner threads' body
+  std::vector<int> idle_runners_;   // anchors of runner threads waiting for the next call
 };
 
 // The Runtime of the state (upvalue 1 of every corio.core function).

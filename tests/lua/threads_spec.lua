@@ -513,6 +513,78 @@ describe("corio threads", function()
     it("rejects bad arguments", function()
       assert.has_error(function() corio.after("soon", function() end) end)
       assert.has_error(function() corio.after(1) end)
+      assert.has_error(function() corio.after(1, function() end).cancel({}) end)
+    end)
+
+    -- Callbacks run in pooled threads: a thread is reused only once its callback is over.
+    it("gives each callback still running a thread of its own", function()
+      local threads, finished = {}, 0
+      for i = 1, 200 do
+        corio.after(0.001 * (i % 10), function()
+          threads[i] = corio.current()
+          corio.sleep(0.02)  -- still waiting when the later ones fire
+          assert(corio.current() == threads[i])
+          finished = finished + 1
+        end)
+      end
+      run_bounded(5)
+      assert.equal(200, finished)
+      local distinct = {}
+      for i = 1, 200 do distinct[threads[i]] = true end
+      local n = 0
+      for _ in pairs(distinct) do n = n + 1 end
+      assert.equal(200, n)
+    end)
+
+    it("reuses the threads of finished callbacks, and failures do not break that", function()
+      local seen, ran = {}, 0
+      local errors = with_errors(function()
+        for i = 1, 100 do
+          corio.after(0.001 * i, function()
+            seen[corio.current()] = true
+            ran = ran + 1
+            if i % 10 == 0 then error("callback " .. i) end
+          end)
+        end
+        run_bounded(5)
+      end)
+      assert.equal(100, ran)
+      assert.equal(10, #errors)
+      assert.matches("callback 10", errors[1].msg, 1, true)
+      local n = 0
+      for _ in pairs(seen) do n = n + 1 end
+      assert.is_true(n <= 11, n .. " threads for 100 callbacks")  -- one, plus one per failure
+    end)
+
+    it("is not disturbed by a callback's thread resumed by its keeper", function()
+      local kept
+      corio.after(0, function() kept = corio.current() end)
+      run_bounded(5)
+      assert.equal("suspended", coroutine.status(kept))  -- idle in the pool
+      coroutine.resume(kept, function() end)  -- misuse: runs that function, yields again
+      coroutine.resume(kept)  -- kills it
+      local got = {}
+      for i = 1, 3 do corio.after(0, function(x) got[#got + 1] = x end, i) end
+      run_bounded(5)
+      assert.same({ 1, 2, 3 }, got)
+    end)
+
+    it("leaves no memory behind after 100,000 callbacks", function()
+      local function batch(n)
+        local done = 0
+        for _ = 1, n do corio.after(0, function() done = done + 1 end) end
+        run_bounded(20)
+        assert(done == n, "only " .. done .. " of " .. n)
+      end
+      batch(1000)
+      collectgarbage("collect")
+      collectgarbage("collect")
+      local before = collectgarbage("count")
+      for _ = 1, 100 do batch(1000) end
+      collectgarbage("collect")
+      collectgarbage("collect")
+      local grown = collectgarbage("count") - before
+      assert.is_true(grown < 256, ("grew by %.1f KiB"):format(grown))
     end)
   end)
 
