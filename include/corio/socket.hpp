@@ -13,6 +13,7 @@
 #include <corio/timer.hpp>
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 
 namespace corio {
@@ -29,7 +30,7 @@ class IoOp {
     wait,       // the descriptor is not ready: call again when it is
     throttled,  // the rate limit is reached: call again when it allows more
   };
-  explicit IoOp(Loop& loop) noexcept : timer_(loop) {}
+  explicit IoOp(Loop&) noexcept {}  // the socket's loop times it out
   virtual ~IoOp();  // dequeues itself if still queued
   IoOp(const IoOp&) = delete;
   IoOp& operator=(const IoOp&) = delete;
@@ -49,7 +50,7 @@ class IoOp {
   Socket* sock_ = nullptr;
   Direction dir_ = Direction::read;
   bool parked_ = false;  // stepped and told to wait: not stepped again until ready
-  Timer timer_;
+  std::unique_ptr<Timer> timer_;  // the timeout, made by the first submit that has one
 };
 
 class Socket {
@@ -92,7 +93,7 @@ class Socket {
   IoOp::Status receive_datagram(char* buf, std::size_t len, Address* from, std::size_t& got, std::error_code& ec);
 
   ReadBuffer& input() noexcept { return input_; }
-  Throttle& throttle(Direction d) noexcept { return throttle_[static_cast<int>(d)]; }
+  Throttle& throttle(Direction d) { return pacing().throttle[static_cast<int>(d)]; }
   std::size_t limit = 1u << 20;  // longest line a reader may buffer
   bool limit_all = false;        // whether the limit bounds "read everything" too
   std::uint64_t bytes_in = 0;    // totals, for getstats
@@ -105,6 +106,16 @@ class Socket {
   void unlink(IoOp& op) noexcept;
   void want(Direction d, bool on);
   void park(Direction d, IoOp& op, IoOp::Status st);
+  void time_out(IoOp& op);
+
+  // Rarely needed, so made on first use: most sockets are never throttled nor back off.
+  struct Pacing {
+    explicit Pacing(Loop& loop) : timer{Timer(loop), Timer(loop)} {}
+    Timer timer[2];  // steps the head later: rate, back-off, cancel
+    Throttle throttle[2];
+  };
+  Pacing& pacing();
+  bool limited(Direction d) const noexcept { return pacing_ && pacing_->throttle[static_cast<int>(d)].limited(); }
 
   Loop* loop_;
   int fd_;
@@ -113,8 +124,7 @@ class Socket {
   unsigned interest_ = 0;
   IoOp* head_[2] = {};
   IoOp* tail_[2] = {};
-  std::optional<Timer> throttle_timer_[2];  // steps the head later: rate, back-off, cancel
-  Throttle throttle_[2];
+  std::unique_ptr<Pacing> pacing_;
   ReadBuffer input_;
   // A read came back short (or EAGAIN): the kernel buffer is empty, so the next read waits
   // for readiness without trying (a read that would fail costs a syscall per message).

@@ -56,16 +56,23 @@ bool Socket::submit(IoOp& op, Direction d, std::optional<Duration> timeout) {
   else
     head_[idx(d)] = &op;
   tail_[idx(d)] = &op;
-  if (timeout)
-    op.timer_.start(*timeout, [this, &op, d] {
-      // finish() may delete op and with it this lambda: copy the captures first.
-      Socket* self = this;
-      Direction dir = d;
-      bool was_head = head_[idx(dir)] == &op;
-      if (self->complete(op, Error::timeout) && was_head) self->run(dir);
-    });
+  if (timeout) {
+    if (!op.timer_ || &op.timer_->loop() != loop_) op.timer_ = std::make_unique<Timer>(*loop_);
+    op.timer_->start(*timeout, [&op] { op.sock_->time_out(op); });  // small enough not to allocate
+  }
   if (first) park(d, op, st);  // the step just failed: wait before trying again
   return false;
+}
+
+void Socket::time_out(IoOp& op) {
+  Direction d = op.dir_;
+  bool was_head = head_[idx(d)] == &op;
+  if (complete(op, Error::timeout) && was_head) run(d);  // op may be gone
+}
+
+Socket::Pacing& Socket::pacing() {
+  if (!pacing_) pacing_ = std::make_unique<Pacing>(*loop_);
+  return *pacing_;
 }
 
 void Socket::unlink(IoOp& op) noexcept {
@@ -77,7 +84,7 @@ void Socket::unlink(IoOp& op) noexcept {
     if (tail_[i] == &op) tail_[i] = prev;
     break;
   }
-  op.timer_.stop();
+  if (op.timer_) op.timer_->stop();
   op.sock_ = nullptr;
   op.next_ = nullptr;
   op.parked_ = false;
@@ -91,9 +98,7 @@ void Socket::cancel(IoOp& op) noexcept {
   if (!was_head || !head_[idx(d)]) return;
   // The next one runs soon, from the loop (not inside the caller, often a destructor):
   // waiting for readiness instead would strand a reader whose bytes are already buffered.
-  auto& t = throttle_timer_[idx(d)];
-  if (!t) t.emplace(*loop_);
-  t->start(Duration::zero(), [this, d] { run(d); });  // unless it has parked by then
+  pacing().timer[idx(d)].start(Duration::zero(), [this, d] { run(d); });  // unless it has parked by then
 }
 
 // Finishes a queued op. Returns false if that deleted this socket (destroy() from the
@@ -138,12 +143,10 @@ void Socket::park(Direction d, IoOp& op, IoOp::Status st) {
     return;
   }
   want(d, false);
-  auto& t = throttle_timer_[idx(d)];
-  if (!t) t.emplace(*loop_);
   // An op backing off on its own (accept under EMFILE) says when; else the rate limit does.
   TimePoint at = op.resume_at != TimePoint{} ? op.resume_at : throttle(d).ready_at(kChunk);
   op.resume_at = TimePoint{};
-  t->start_at(at, [this, d] { run(d, true); });
+  pacing().timer[idx(d)].start_at(at, [this, d] { run(d, true); });
 }
 
 void Socket::want(Direction d, bool on) {
@@ -177,7 +180,7 @@ void Socket::close() noexcept {
   fd_ = -1;
   // Waiters finish first: a reader gets what was buffered for it as its partial result.
   for (Direction d : {Direction::read, Direction::write}) {
-    if (throttle_timer_[idx(d)]) throttle_timer_[idx(d)]->stop();
+    if (pacing_) pacing_->timer[idx(d)].stop();
     while (IoOp* op = head_[idx(d)])
       if (!complete(*op, Error::closed)) return;
   }
@@ -204,7 +207,7 @@ IoOp::Status Socket::fill(std::size_t want_bytes, std::error_code& ec) {
   char* p = input_.prepare(n);
   // Unthrottled, take all the room there is: fewer reads for a big transfer.
   std::size_t got = 0;
-  IoOp::Status st = read(p, throttle(Direction::read).limited() ? n : input_.room(), got, ec);
+  IoOp::Status st = read(p, limited(Direction::read) ? n : input_.room(), got, ec);
   input_.commit(got);
   return st;
 }
@@ -215,7 +218,7 @@ IoOp::Status Socket::read(char* buf, std::size_t len, std::size_t& got, std::err
     ec = Error::closed;
     return IoOp::Status::done;
   }
-  std::size_t n = throttle(Direction::read).limited() ? throttle(Direction::read).allow(len, Loop::now()) : len;
+  std::size_t n = limited(Direction::read) ? throttle(Direction::read).allow(len, Loop::now()) : len;
   if (n == 0 && len > 0) return IoOp::Status::throttled;
   if (drained_) return IoOp::Status::wait;
   ssize_t r;
@@ -225,7 +228,7 @@ IoOp::Status Socket::read(char* buf, std::size_t len, std::size_t& got, std::err
     got = static_cast<std::size_t>(r);
     drained_ = got < n;
     bytes_in += got;
-    throttle(Direction::read).spend(got);
+    if (pacing_) pacing_->throttle[idx(Direction::read)].spend(got);
     return IoOp::Status::done;
   }
   if (r == 0) {
@@ -247,7 +250,7 @@ IoOp::Status Socket::write(const char* data, std::size_t len, std::size_t& writt
     ec = Error::closed;
     return IoOp::Status::done;
   }
-  std::size_t n = throttle(Direction::write).limited() ? throttle(Direction::write).allow(len, Loop::now()) : len;
+  std::size_t n = limited(Direction::write) ? throttle(Direction::write).allow(len, Loop::now()) : len;
   if (n == 0 && len > 0) return IoOp::Status::throttled;
   ssize_t r;
   do r = ::send(fd_, data, n, MSG_NOSIGNAL);
@@ -255,7 +258,7 @@ IoOp::Status Socket::write(const char* data, std::size_t len, std::size_t& writt
   if (r >= 0) {
     written = static_cast<std::size_t>(r);
     bytes_out += written;
-    throttle(Direction::write).spend(written);
+    if (pacing_) pacing_->throttle[idx(Direction::write)].spend(written);
     return IoOp::Status::done;
   }
   if (errno == EAGAIN || errno == EWOULDBLOCK) return IoOp::Status::wait;
