@@ -17,6 +17,7 @@
 
 namespace corio {
 
+class ChunkPool;
 class IoWatch;
 class Poller;
 class SignalSource;
@@ -72,6 +73,9 @@ class Loop {
 
   std::size_t timer_count() const noexcept { return timers_.size(); }
 
+  // The buffers Stream::read_chunk lends (chunk.hpp), created on first use.
+  ChunkPool& chunks() { return chunks_ ? *chunks_ : new_chunks(); }
+
  private:
   friend class Timer;
   friend class IoWatch;
@@ -86,6 +90,7 @@ class Loop {
     bool always_ready = false;  // a regular file: epoll refuses it, select calls it ready
   };
 
+  ChunkPool& new_chunks();
   void arm(Timer* t);
   void disarm(Timer* t) noexcept;
   std::error_code update_fd(int fd, bool resync = false);
@@ -112,6 +117,7 @@ class Loop {
   std::vector<Callback> posted_;
   std::atomic<bool> sleeping_{false};
   detail::TaskNode* tasks_ = nullptr;
+  ChunkPool* chunks_ = nullptr;  // orphaned, not deleted, with the loop: chunks may outlive it
   ExceptionHandler on_exception_;
   TimePoint pass_now_ = TimePoint::min();  // the time of the timer pass in progress
   long refs_ = 0;  // active referenced timers, watches, signals and holds

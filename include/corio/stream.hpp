@@ -13,6 +13,7 @@
 #pragma once
 #include <corio/address.hpp>
 #include <corio/awaitable_op.hpp>
+#include <corio/chunk.hpp>
 #include <corio/resolver.hpp>
 #include <corio/result.hpp>
 
@@ -26,6 +27,7 @@ namespace corio {
 class Stream {
  public:
   class Connect;
+  class ReadChunk;
   class ReadSome;
   class ReadString;
   class WriteAll;
@@ -48,6 +50,11 @@ class Stream {
   // At most n bytes into buf, as soon as any are available -> Result<std::size_t>
   // (n == 0 completes at once with 0).
   [[nodiscard]] ReadSome read_some(char* buf, std::size_t n, std::optional<Duration> timeout = std::nullopt);
+  // At most max bytes (and at most ChunkPool::kBufferSize), as soon as any are available,
+  // in a buffer from the loop's pool -> Result<Chunk>. While it waits it holds no buffer:
+  // the way for many mostly idle connections to stay small (max == 0: at once, empty).
+  [[nodiscard]] ReadChunk read_chunk(std::size_t max = ChunkPool::kBufferSize,
+                                     std::optional<Duration> timeout = std::nullopt);
   // Exactly n bytes -> Result<std::string>. On an error nothing is consumed.
   [[nodiscard]] ReadString read_exactly(std::size_t n, std::optional<Duration> timeout = std::nullopt);
   // One line, without its "\n" (nor a "\r" before it) -> Result<std::string>. A line longer
@@ -113,6 +120,18 @@ class Stream::ReadSome final : public AwaitableOp {
   char* buf_;
   std::size_t len_;
   std::size_t got_ = 0;
+};
+
+class Stream::ReadChunk final : public AwaitableOp {
+ public:
+  ReadChunk(Loop& loop, Socket* so, std::size_t max, std::optional<Duration> timeout) noexcept
+      : AwaitableOp(loop, so, Direction::read, timeout), max_(max) {}
+  Result<Chunk> await_resume() noexcept { return {error, std::move(chunk_)}; }
+  Status step(Socket& so) override;
+
+ private:
+  std::size_t max_;
+  Chunk chunk_;
 };
 
 class Stream::ReadString final : public AwaitableOp {

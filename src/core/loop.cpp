@@ -1,5 +1,6 @@
 #include <corio/loop.hpp>
 
+#include <corio/chunk.hpp>
 #include <corio/io_watch.hpp>
 #include <corio/timer.hpp>
 
@@ -29,6 +30,12 @@ Loop::~Loop() {
   for (auto& slot : fds_)
     for (IoWatch* w = slot.head; w; w = w->next_) w->interest_ = 0;
   while (!timers_.empty()) timers_.erase(timers_.top());
+  if (chunks_) chunks_->orphan();
+}
+
+ChunkPool& Loop::new_chunks() {
+  chunks_ = new ChunkPool;
+  return *chunks_;
 }
 
 Loop& Loop::current() {

@@ -52,6 +52,10 @@ Stream::Connect Stream::connect(const Address& to, std::optional<Duration> timeo
   return Connect(loop(), socket_, to, timeout);
 }
 
+Stream::ReadChunk Stream::read_chunk(std::size_t max, std::optional<Duration> timeout) {
+  return ReadChunk(loop(), socket_, max, timeout);
+}
+
 Stream::ReadSome Stream::read_some(char* buf, std::size_t n, std::optional<Duration> timeout) {
   return ReadSome(loop(), socket_, buf, n, timeout);
 }
@@ -234,6 +238,33 @@ IoOp::Status Stream::ReadSome::step(Socket& so) {
   std::error_code ec;
   Status st = so.read(buf_, len_, got_, ec);
   if (st == Status::done && ec) error = ec;
+  return st;
+}
+
+IoOp::Status Stream::ReadChunk::step(Socket& so) {
+  std::size_t max = std::min(max_, ChunkPool::kBufferSize);
+  if (max == 0) return Status::done;
+  // Taken for this attempt only: a wait gives it back, so a waiting reader holds nothing.
+  Chunk c = so.loop().chunks().take();
+  ReadBuffer& in = so.input();
+  if (!in.empty()) {  // bytes a line reader left
+    std::size_t n = std::min(max, in.size());
+    std::memcpy(c.data(), in.view().data(), n);
+    consumed(in, n);
+    c.resize(n);
+    chunk_ = std::move(c);
+    return Status::done;
+  }
+  std::size_t got = 0;
+  std::error_code ec;
+  Status st = so.read(c.data(), max, got, ec);
+  if (st != Status::done) return st;
+  if (ec) {
+    error = ec;
+  } else {
+    c.resize(got);
+    chunk_ = std::move(c);
+  }
   return st;
 }
 
