@@ -13,12 +13,13 @@
 #include <random>
 #include <vector>
 
+// An idle connection holds no buffer: read_chunk takes one from the loop's pool only once
+// bytes have arrived, and the chunk gives it back at the end of each turn.
 corio::Task<void> echo(corio::Stream s) {
   s.set_nodelay();
-  char buf[4096];  // in the coroutine frame: the per-connection memory
   for (;;) {
-    auto [ec, n] = co_await s.read_some(buf, sizeof buf);
-    if (ec || co_await s.write_all({buf, n})) co_return;
+    auto [ec, chunk] = co_await s.read_chunk();
+    if (ec || co_await s.write_all(chunk)) co_return;
   }
 }
 
