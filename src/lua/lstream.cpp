@@ -19,50 +19,20 @@ namespace corio::lua {
 namespace {
 
 constexpr std::size_t kChunk = 64 * 1024;
-
-// Recycles the objects of the per-message ops (receive, send): a malloc and a free per
-// call were ~6% of a Lua echo server's instructions.
-template <class T>
-struct Recycled {
-  static void* operator new(std::size_t n) {
-    List& l = list();
-    if (n != sizeof(T) || !l.top) return ::operator new(n);
-    Node* p = l.top;
-    l.top = p->next;
-    --l.count;
-    return p;
-  }
-  static void operator delete(void* p, std::size_t n) {
-    List& l = list();
-    if (n != sizeof(T) || l.count >= 256) return ::operator delete(p);
-    l.top = new (p) Node{l.top};
-    ++l.count;
-  }
-
- private:
-  struct Node {
-    Node* next;
-  };
-  struct List {
-    Node* top = nullptr;
-    std::size_t count = 0;
-    ~List() {
-      while (Node* p = top) {
-        top = p->next;
-        ::operator delete(p);
-      }
-    }
-  };
-  static List& list() {
-    static thread_local List l;
-    return l;
-  }
-};
+static_assert(kChunk <= Runtime::kScratch, "a receive reads into the runtime's scratch buffer");
 
 // ---- receive ----
 
-class ReceiveOp final : public SocketOp, public Recycled<ReceiveOp> {
+class ReceiveOp final : public SocketOp {
  public:
+  // Made per message: the memory comes from the runtime's pool (new (rt) ReceiveOp(rt, ...)).
+  static void* operator new(std::size_t n, Runtime& rt) { return rt.blocks.take(n); }
+  static void operator delete(void* p, Runtime& rt) { rt.blocks.give(p, sizeof(ReceiveOp)); }
+  static void operator delete(ReceiveOp* p, std::destroying_delete_t) {
+    Runtime& rt = p->runtime();
+    p->~ReceiveOp();
+    rt.blocks.give(p, sizeof(ReceiveOp));
+  }
   enum class Pattern { line, all, count, some };
   ReceiveOp(Runtime& rt, Socket* so, Pattern p, std::size_t count, std::string prefix)
       : SocketOp(rt), so_(so), pattern_(p), count_(count), prefix_(std::move(prefix)) {}
@@ -161,12 +131,9 @@ class ReceiveOp final : public SocketOp, public Recycled<ReceiveOp> {
   std::size_t take_ = 0, skip_ = 0;
   std::size_t direct_ = 0;  // bytes step_some() read into scratch()
 
-  // One per thread: push() follows a successful step at once (synchronously, before any
+  // The runtime's: push() follows a successful step at once (synchronously, before any
   // other receive can run), so the bytes never need a buffer of their own.
-  static char* scratch() {
-    static thread_local char buf[kChunk];
-    return buf;
-  }
+  char* scratch() { return runtime().scratch(); }
 
   // "At most count_ bytes, as soon as any are available": what is buffered, else one read.
   Status step_some(Socket& so) {
@@ -209,7 +176,7 @@ int l_receive(lua_State* L) {
     return 1;
   }
   if (!s->has_fd()) return push_error(L, Error::closed);
-  auto* op = new ReceiveOp(*s->rt, s->sock, p, count, std::string(prefix, plen));
+  auto* op = new (*s->rt) ReceiveOp(*s->rt, s->sock, p, count, std::string(prefix, plen));
   return SocketOp::start(L, op, s, Direction::read);
 }
 
@@ -223,15 +190,22 @@ int l_receivesome(lua_State* L) {
   size_t plen = 0;
   const char* prefix = luaL_optlstring(L, 3, "", &plen);
   if (!s->has_fd()) return push_error(L, Error::closed);
-  auto* op = new ReceiveOp(*s->rt, s->sock, ReceiveOp::Pattern::some, static_cast<std::size_t>(max),
+  auto* op = new (*s->rt) ReceiveOp(*s->rt, s->sock, ReceiveOp::Pattern::some, static_cast<std::size_t>(max),
                            std::string(prefix, plen));
   return SocketOp::start(L, op, s, Direction::read);
 }
 
 // ---- send ----
 
-class SendOp final : public SocketOp, public Recycled<SendOp> {
+class SendOp final : public SocketOp {
  public:
+  static void* operator new(std::size_t n, Runtime& rt) { return rt.blocks.take(n); }  // as ReceiveOp
+  static void operator delete(void* p, Runtime& rt) { rt.blocks.give(p, sizeof(SendOp)); }
+  static void operator delete(SendOp* p, std::destroying_delete_t) {
+    Runtime& rt = p->runtime();
+    p->~SendOp();
+    rt.blocks.give(p, sizeof(SendOp));
+  }
   SendOp(Runtime& rt, const char* data, std::size_t len, std::size_t first)
       : SocketOp(rt), data_(data), len_(len), first_(first) {}
 
@@ -288,7 +262,7 @@ int l_send(lua_State* L) {
     lua_pushinteger(L, static_cast<lua_Integer>(start - 1));
     return 3;
   }
-  auto* op = new SendOp(*s->rt, data + start - 1, n, static_cast<std::size_t>(start));
+  auto* op = new (*s->rt) SendOp(*s->rt, data + start - 1, n, static_cast<std::size_t>(start));
   return SocketOp::start(L, op, s, Direction::write);
 }
 

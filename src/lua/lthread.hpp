@@ -8,9 +8,11 @@
 #pragma once
 #include "lanchor.hpp"
 #include "lcompat.hpp"
+#include "lpool.hpp"
 
 #include <corio/loop.hpp>
 
+#include <memory>
 #include <vector>
 
 namespace corio::lua {
@@ -70,8 +72,16 @@ struct Runtime {
   // Set by Operation::wait (and suspend) to the yielding thread: its yield is a wait, not
   // a plain yield. A thread, not a flag: the yield may go to a coroutine.resume instead.
   lua_State* op_yield = nullptr;
+  BlockPool blocks;  // for the per-message operations
+  // A 64 KiB buffer a receive reads into before making the Lua string.
+  char* scratch() {
+    if (!scratch_) scratch_.reset(new char[kScratch]);
+    return scratch_.get();
+  }
+  static constexpr std::size_t kScratch = 64 * 1024;
 
  private:
+  std::unique_ptr<char[]> scratch_;
   void start_runner(lua_State* co, int nargs);
   void park_runner(lua_State* co);
   int runner_fn_ = Anchors::kNone;  // the runner threads' body
