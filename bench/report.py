@@ -69,31 +69,31 @@ def judge(echo, timers, extra):
         rps, cpu = num(d, "rps"), num(d, "srv_cpu")
         return rps / cpu / 1000 if rps and cpu and cpu > 0.005 else None
 
-    # Lua echo vs raw epoll, both requests/s and krps per server core.
-    for cfg in ("conns=100", "conns=1000"):
-        a, b = e("corio-lua", cfg), e("epoll", cfg)
-        if not a or not b:
-            j.add(f"Lua echo {cfg} >= 0.9x epoll", "no data", False, "a server failed in this run")
-            continue
-        r_rps = num(a, "rps") / num(b, "rps")
-        ea, eb = eff(a), eff(b)
-        r_eff = ea / eb if ea and eb else None
-        ok = r_rps >= 0.9 and (r_eff or 0) >= 0.9
-        lg = num(b, "lg_cpu", 0)
-        why = (f"rps {num(a,'rps'):.0f} vs {num(b,'rps'):.0f}; krps/core {fmt(ea,0)} vs {fmt(eb,0)}"
-               + (f"; epoll's loadgen at {lg:.2f} CPU, so its rps is a floor" if lg >= 0.95 else ""))
-        if not ok:
-            why += ("; corio-lua's server core is saturated (srv cpu "
-                    f"{num(a,'srv_cpu',0):.2f}): the Lua interpreter's per-message cost "
-                    "(see 'What limits the rest')")
-        j.add(f"Lua echo {cfg}: >= 0.9x epoll (rps and krps/core)",
-              f"{r_rps:.2f}x rps, {fmt(r_eff)}x krps/core", ok, why)
+    # Lua echo vs raw epoll, both requests/s and krps per server core; on Lua 5.4 and LuaJIT.
+    for srv, lua in (("corio-lua", "Lua 5.4"), ("corio-luajit", "LuaJIT")):
+        for cfg in ("conns=100", "conns=1000"):
+            a, b = e(srv, cfg), e("epoll", cfg)
+            if not a or not b:
+                j.add(f"Lua echo ({lua}) {cfg}: >= 0.9x epoll", "no data", False, "a server failed in this run")
+                continue
+            r_rps = num(a, "rps") / num(b, "rps")
+            ea, eb = eff(a), eff(b)
+            r_eff = ea / eb if ea and eb else None
+            ok = r_rps >= 0.9 and (r_eff or 0) >= 0.9
+            lg = num(b, "lg_cpu", 0)
+            why = (f"rps {num(a,'rps'):.0f} vs {num(b,'rps'):.0f}; krps/core {fmt(ea,0)} vs {fmt(eb,0)}"
+                   + (f"; epoll's loadgen at {lg:.2f} CPU, so its rps is a floor" if lg >= 0.95 else ""))
+            if not ok:
+                why += (f"; {srv}'s server core is saturated (srv cpu {num(a,'srv_cpu',0):.2f}): the "
+                        "interpreter's and the coroutine switch's per-message cost (see 'What limits the rest')")
+            j.add(f"Lua echo ({lua}) {cfg}: >= 0.9x epoll (rps and krps/core)",
+                  f"{r_rps:.2f}x rps, {fmt(r_eff)}x krps/core", ok, why)
     for peer, want in (("luv", 1.15), ("cqueues", 1.4), ("copas", 1.5)):
         a, b = e("corio-lua", "conns=100"), e(peer, "conns=100")
         if a and b:
             r = num(a, "rps") / num(b, "rps")
             ea, eb = eff(a), eff(b)
-            j.add(f"Lua echo conns=100: >= {want}x {peer}", f"{r:.2f}x rps, {fmt(ea/eb if ea and eb else None)}x krps/core",
+            j.add(f"Lua echo (Lua 5.4) conns=100: >= {want}x {peer}", f"{r:.2f}x rps, {fmt(ea/eb if ea and eb else None)}x krps/core",
                   r >= want, "implied by the epoll target; reported for context")
     # One connection's rps is bound by waking the other vCPU and varies +-20 % between server
     # restarts (compare epoll's two rows); server CPU per request is what O(n) loops lose.
@@ -139,10 +139,9 @@ def judge(echo, timers, extra):
             ok = r <= want and d.get("ok") == "1"
             j.add(f"Timers 1M, {name}: <= {want}x libuv CPU ns/timer",
                   f"{r:.2f}x ({num(d,'cpu_ns_per_timer'):.0f} vs {base:.0f} ns)", ok,
-                  "4-ary heap of intrusive timers; cancel removes from the heap" if ok else
-                  ("the 4-ary heap's sift-down: O(log n) cache misses per timer at 1M (see 'What limits the rest')"
-                   if name == "C++" else
-                   "a userdata + table + registry ref per timer and a new coroutine per firing (see 'What limits the rest')"))
+                  ("4-ary heap of intrusive timers; cancel removes from the heap" if name == "C++" else
+                   "a userdata per timer (callback and arguments as its user values), callbacks run in "
+                   "pooled threads") if ok else "see 'What limits the rest'")
     for d in extra:
         if d.get("delay_us") and d.get("p99_us"):
             p99, early = num(d, "p99_us"), int(num(d, "early", 1))
@@ -197,7 +196,7 @@ def main():
         return
     info = {}
     for d in extra:
-        info.update({k: v for k, v in d.items() if k in ("uptime_before", "uptime_after", "total_s", "socketloop")})
+        info.update({k: v for k, v in d.items() if k in ("uptime_before", "uptime_after", "total_s")})
     peers_table = open(os.path.join(res, "peers", "table.md")).read() if os.path.exists(os.path.join(res, "peers", "table.md")) else "(missing)"
     peers_table = re.sub(r"^# run", "### run", peers_table, flags=re.M).replace("\n## ", "\n#### ")
     cpu = subprocess.run("sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1", shell=True,
@@ -217,9 +216,6 @@ def main():
           "within one run (see ../shared/bench/BASELINE.md for run-to-run noise, ~5-10 %).\n")
     print("## Targets\n")
     print(targets + "\n")
-    if info.get("socketloop") == "pending":
-        print("The socketloop facade echo (`bench/echo_socketloop.lua`) is **pending issue 4** "
-              "(lua/corio/socketloop.lua was not in the tree for this run).\n")
     print("## Machine and method\n")
     print(f"- {os.cpu_count()} vCPUs, {cpu}, kernel {platform.release()}; load average before the run "
           f"{info.get('uptime_before','?')}, after {info.get('uptime_after','?')}; whole run {info.get('total_s','?')} s "
@@ -227,9 +223,10 @@ def main():
     print("- Echo: ../shared/bench/loadgen, closed loop, 64-byte messages, one in flight per connection, "
           "server pinned to CPU 1 and loadgen to CPU 0, a fresh server per row. `krps per srv core` = "
           "rps / server CPU: the fair comparison when loadgen (loadgen cpu ~1.00) is the bottleneck.")
-    print("- Servers: `bench/echo.lua` (corio.serve, a thread per connection, `receive(-65536)` = "
-          "whatever is available, `send`), `bench/echo_socketloop.lua` (the socketloop facade), "
-          "`build/bench/echo` (C++ coroutines: Listener/Stream, read_some/write_all); all bind "
+    print("- Servers: `bench/echo.lua` (corio.serve, a thread per connection, `receivesome(65536)` = "
+          "whatever is available, `send`; corio-lua on lua5.4, corio-luajit the same file on LuaJIT), "
+          "`bench/echo_socketloop.lua` (the socketloop facade), `build/bench/echo` (C++ coroutines: "
+          "Listener/Stream, read_chunk/write_all); all bind "
           "127.0.0.1, set TCP_NODELAY, ignore SIGPIPE (MSG_NOSIGNAL) and listen with backlog >= 1024.")
     print("- Timers: `build/bench/timers`, `bench/timers.lua` (corio.after + :cancel()): N one-shot "
           "timers, deadlines uniform in [0, 1 s), every second one cancelled, the peers' output line; pinned to CPU 1.")

@@ -35,15 +35,13 @@ T0=$(date +%s)
 } >> "$EXTRA"
 
 # ---- 1. echo servers: corio's beside the peers, through run-peers.sh ----
+# The same echo.lua on LuaJIT too, as the peers have luv-luajit and copas-luajit rows.
 servers=(--server "corio-lua=$LUA $ROOT/bench/echo.lua {port}"
-         --server "corio-cpp=$ROOT/$BUILD/bench/echo {port}")
-if [ -f "$ROOT/lua/corio/socketloop.lua" ]; then
-  servers+=(--server "corio-socketloop=$LUA $ROOT/bench/echo_socketloop.lua {port}")
-else
-  echo "socketloop=pending" >> "$EXTRA"  # the facade (issue 4) is not there yet
-fi
+         --server "corio-luajit=env 'LUA_CPATH=$ROOT/$BUILD/luajit/?.so;;' luajit $ROOT/bench/echo.lua {port}"
+         --server "corio-cpp=$ROOT/$BUILD/bench/echo {port}"
+         --server "corio-socketloop=$LUA $ROOT/bench/echo_socketloop.lua {port}")
 only=()
-if [ -n "${PEERS_ONLY:-}" ]; then only=(--only "corio-lua,corio-cpp,corio-socketloop,$PEERS_ONLY"); fi
+if [ -n "${PEERS_ONLY:-}" ]; then only=(--only "corio-lua,corio-luajit,corio-cpp,corio-socketloop,$PEERS_ONLY"); fi
 echo "== peers and corio echo (run-peers.sh)" >&2
 RESULTS="$RES/peers" "$SHARED/run-peers.sh" "${servers[@]}" "${only[@]}" || { echo "run-peers.sh failed" >&2; exit 1; }
 LOADGEN="$SHARED/build/loadgen"
