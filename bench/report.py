@@ -173,9 +173,9 @@ def judge(echo, timers, extra):
               f"{per:.0f} B ({n} conns: {num(one,'srv_rss_kb')/1024:.1f} -> {num(many,'srv_rss_kb')/1024:.1f} MB VmRSS)",
               per <= limit,
               ("coroutine + socket userdata + engine Socket; no read buffer is kept while idle" if name == "corio-lua"
-               else "no buffer kept by the engine while idle" if per <= limit
-               else "bench/echo.cpp's 4 KiB read buffer lives in each coroutine frame; the engine's own "
-                    "share is ~1.2 KB (see 'What limits the rest')"))
+               else "read_chunk holds no buffer while waiting; coroutine frame + Socket + detached task"
+               if per <= limit
+               else "above the budget: see 'What limits the rest'"))
     return j
 
 
