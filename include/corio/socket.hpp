@@ -66,6 +66,8 @@ class Socket {
 
   int fd() const noexcept { return fd_; }
   bool closed() const noexcept { return fd_ < 0; }
+  // Nothing buffered and the kernel's buffer known empty: a read now would only wait.
+  bool read_would_wait() const noexcept { return drained_ && fd_ >= 0 && input_.empty(); }
   Loop& loop() const noexcept { return *loop_; }
   // Gives a descriptor-less socket its descriptor. Borrowed (own = false): close() and the
   // destructor leave it open, for a descriptor another object (a LuaSocket socket) owns.

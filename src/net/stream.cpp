@@ -244,6 +244,7 @@ IoOp::Status Stream::ReadSome::step(Socket& so) {
 IoOp::Status Stream::ReadChunk::step(Socket& so) {
   std::size_t max = std::min(max_, ChunkPool::kBufferSize);
   if (max == 0) return Status::done;
+  if (so.read_would_wait()) return Status::wait;  // before taking a buffer for nothing
   // Taken for this attempt only: a wait gives it back, so a waiting reader holds nothing.
   Chunk c = so.loop().chunks().take();
   ReadBuffer& in = so.input();
