@@ -42,12 +42,16 @@ void Socket::adopt(int fd, bool own) {
   interest_ = 0;
   drained_ = false;
   watch_.emplace(*loop_, fd, [this](unsigned ev) { on_ready(ev); });
+  // The interest outlives the op that wanted it (see on_ready); what keeps the loop running
+  // is a queued op (submit/unlink), not an idle socket's lingering interest.
+  watch_->unref();
 }
 
 bool Socket::submit(IoOp& op, Direction d, std::optional<Duration> timeout) {
   const bool first = !head_[idx(d)];
   IoOp::Status st = IoOp::Status::wait;
   if (first && (st = op.step(*this)) == IoOp::Status::done) return true;
+  if (!head_[0] && !head_[1]) loop_->hold();  // released when the last op leaves (unlink)
   op.sock_ = this;
   op.dir_ = d;
   op.next_ = nullptr;
@@ -85,6 +89,7 @@ void Socket::unlink(IoOp& op) noexcept {
     break;
   }
   if (op.timer_) op.timer_->stop();
+  if (!head_[0] && !head_[1]) loop_->release();
   op.sock_ = nullptr;
   op.next_ = nullptr;
   op.parked_ = false;

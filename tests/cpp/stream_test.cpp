@@ -1,6 +1,7 @@
 // Stream: connect (numeric, resolved, each address in turn, refused, timeout), echo round
 // trips on IPv4 and IPv6 loopback, reads (timeouts, lines, limits), atomic writes, close,
 // throttling, and frames or streams destroyed while operations are pending.
+#include <corio/awaiters.hpp>
 #include <corio/listener.hpp>
 #include <corio/resolver.hpp>
 #include <corio/stream.hpp>
@@ -551,6 +552,41 @@ TEST(StreamEngine, OpSubmittedFromFinishWaitsForReadiness) {
   EXPECT_EQ(second.steps, 2);
   so->destroy();
   ::close(fds[1]);
+}
+
+}  // namespace
+
+namespace {
+
+// A socket whose last read has completed keeps its epoll interest (so a reader coming back
+// costs no epoll_ctl), but only a queued operation keeps Loop::run() going: an idle open
+// stream must not hang run() until its peer happens to send something.
+TEST(StreamTest, RunReturnsWhenNoOperationIsQueuedThoughStreamsStayOpen) {
+  Loop& loop = Loop::current();
+  auto [a, b] = stream_pair(loop);
+  std::string got;
+  corio::spawn([](Stream& s, std::string& out) -> Task<void> {
+    auto [ec, chunk] = co_await s.read_chunk();  // waits: the data comes later
+    if (!ec) out = chunk;
+  }(b, got));
+  corio::spawn([](Stream& s) -> Task<void> {
+    co_await corio::sleep_for(10ms);
+    co_await s.write_all("ping");
+  }(a));
+  corio::Timer watchdog(loop);
+  bool timed_out = false;
+  watchdog.start(2s, [&] {
+    timed_out = true;
+    loop.stop();
+  });
+  watchdog.unref();  // does not itself keep run() going
+  auto t0 = corio::Loop::now();
+  loop.run();
+  EXPECT_FALSE(timed_out);
+  EXPECT_LT(corio::Loop::now() - t0, 1s);
+  EXPECT_EQ(got, "ping");
+  EXPECT_TRUE(a.is_open());
+  EXPECT_TRUE(b.is_open());
 }
 
 }  // namespace

@@ -94,6 +94,39 @@ describe("corio.serve", function()
     assert.is_true(cpu ~= nil and cpu < 0.2, out)
   end)
 
+  -- A socket keeps its epoll interest after a receive or accept (a reader coming back costs
+  -- no epoll_ctl), but only a waiting thread keeps corio.run() going.
+  it("lets corio.run() return once no thread waits, though sockets stay open", function()
+    local out = S.child([[
+      local corio = require "corio"
+      local srv = assert(corio.bind("127.0.0.1", 0))
+      local _, port = srv:getsockname()
+      local kept = {}
+      corio.spawn(function()
+        for _ = 1, 2 do
+          local c = srv:accept()
+          assert(c:receive() == "hello")
+          kept[#kept + 1] = c  -- open, no longer read
+        end
+      end)
+      for _ = 1, 2 do
+        corio.spawn(function()
+          local c = assert(corio.connect("127.0.0.1", port))
+          c:send("hello\n")
+          kept[#kept + 1] = c
+        end)
+      end
+      local t0 = corio.now()
+      corio.run()
+      print(("returned after %.2f s with %d open sockets"):format(corio.now() - t0, #kept))
+    ]])
+    local secs, open = out:match("returned after ([%d.]+) s with (%d+) open sockets")
+    assert(secs, out)
+    assert.is_true(tonumber(secs) < 5, out)
+    assert.equal(4, tonumber(open))
+    assert.matches("status 0", out, 1, true)
+  end)
+
   describe("2,000 concurrent connections", function()
     local n = 2000
     local need = 2 * n + 200  -- both ends of every connection live in this process
