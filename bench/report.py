@@ -6,6 +6,7 @@ usage: report.py RESULTS_DIR            the whole document
 Every figure comes from that one run; the targets are judged from it here.
 """
 import os
+import statistics
 import platform
 import re
 import subprocess
@@ -59,32 +60,49 @@ class Judge:
         self.rows.append((target, figure, state, reason))
 
 
+def eff(d):
+    rps, cpu = num(d, "rps"), num(d, "srv_cpu")
+    return rps / cpu / 1000 if rps and cpu and cpu > 0.005 else None
+
+
+def median_row(rows):
+    """The median rps, server CPU and krps per server core of several runs of one server."""
+    rows = [r for r in rows if r and num(r, "rps")]
+    if not rows:
+        return None
+    effs = [x for x in (eff(r) for r in rows) if x]
+    return {"rps": statistics.median(num(r, "rps") for r in rows),
+            "srv_cpu": statistics.median(num(r, "srv_cpu", 0) for r in rows),
+            "lg_cpu": statistics.median(num(r, "lg_cpu", 0) for r in rows),
+            "eff": statistics.median(effs) if effs else None, "n": len(rows)}
+
+
 def judge(echo, timers, extra):
     j = Judge()
+    h2h = [d for d in extra if d.get("bench") == "h2h"]
 
     def e(server, cfg):
         return echo.get((server, cfg))
 
-    def eff(d):
-        rps, cpu = num(d, "rps"), num(d, "srv_cpu")
-        return rps / cpu / 1000 if rps and cpu and cpu > 0.005 else None
+    def m(server, cfg):
+        """The run-peers.sh row and the head-to-head rounds of server at cfg, as medians."""
+        conns = cfg.split("=")[1]
+        return median_row([e(server, cfg)] + [d for d in h2h if d.get("impl") == server and d.get("conns") == conns])
 
     # Lua echo vs raw epoll, both requests/s and krps per server core; on Lua 5.4 and LuaJIT.
     for srv, lua in (("corio-lua", "Lua 5.4"), ("corio-luajit", "LuaJIT")):
         for cfg in ("conns=100", "conns=1000"):
-            a, b = e(srv, cfg), e("epoll", cfg)
+            a, b = m(srv, cfg), m("epoll", cfg)
             if not a or not b:
                 j.add(f"Lua echo ({lua}) {cfg}: >= 0.9x epoll", "no data", False, "a server failed in this run")
                 continue
-            r_rps = num(a, "rps") / num(b, "rps")
-            ea, eb = eff(a), eff(b)
-            r_eff = ea / eb if ea and eb else None
+            r_rps = a["rps"] / b["rps"]
+            r_eff = a["eff"] / b["eff"] if a["eff"] and b["eff"] else None
             ok = r_rps >= 0.9 and (r_eff or 0) >= 0.9
-            lg = num(b, "lg_cpu", 0)
-            why = (f"rps {num(a,'rps'):.0f} vs {num(b,'rps'):.0f}; krps/core {fmt(ea,0)} vs {fmt(eb,0)}"
-                   + (f"; epoll's loadgen at {lg:.2f} CPU, so its rps is a floor" if lg >= 0.95 else ""))
+            why = (f"medians of {a['n']} runs: rps {a['rps']:.0f} vs {b['rps']:.0f}; krps/core {fmt(a['eff'],0)} vs {fmt(b['eff'],0)}"
+                   + (f"; epoll's loadgen at {b['lg_cpu']:.2f} CPU, so its rps is a floor" if b["lg_cpu"] >= 0.95 else ""))
             if not ok:
-                why += (f"; {srv}'s server core is saturated (srv cpu {num(a,'srv_cpu',0):.2f}): the "
+                why += (f"; {srv}'s server core is saturated (srv cpu {a['srv_cpu']:.2f}): the "
                         "interpreter's and the coroutine switch's per-message cost (see 'What limits the rest')")
             j.add(f"Lua echo ({lua}) {cfg}: >= 0.9x epoll (rps and krps/core)",
                   f"{r_rps:.2f}x rps, {fmt(r_eff)}x krps/core", ok, why)
@@ -94,7 +112,7 @@ def judge(echo, timers, extra):
             r = num(a, "rps") / num(b, "rps")
             ea, eb = eff(a), eff(b)
             j.add(f"Lua echo (Lua 5.4) conns=100: >= {want}x {peer}", f"{r:.2f}x rps, {fmt(ea/eb if ea and eb else None)}x krps/core",
-                  r >= want, "implied by the epoll target; reported for context")
+                  r >= want, "implied by the epoll target; reported for context (run-peers.sh rows)")
     # One connection's rps is bound by waking the other vCPU and varies +-20 % between server
     # restarts (compare epoll's two rows); server CPU per request is what O(n) loops lose.
     for srv in ("corio-lua", "corio-cpp"):
@@ -112,19 +130,18 @@ def judge(echo, timers, extra):
     # C++ echo: loadgen-bound configs compare krps per server core.
     for peer, want in (("asio", 1.0), ("epoll", 0.97)):
         for cfg in ("conns=100", "conns=1000"):
-            a, b = e("corio-cpp", cfg), e(peer, cfg)
+            a, b = m("corio-cpp", cfg), m(peer, cfg)
             if not a or not b:
                 continue
-            sat = max(num(a, "lg_cpu", 0), num(b, "lg_cpu", 0)) >= 0.95
-            r_rps = num(a, "rps") / num(b, "rps")
-            ea, eb = eff(a), eff(b)
-            r_eff = ea / eb if ea and eb else None
+            sat = max(a["lg_cpu"], b["lg_cpu"]) >= 0.95
+            r_rps = a["rps"] / b["rps"]
+            r_eff = a["eff"] / b["eff"] if a["eff"] and b["eff"] else None
             r = r_eff if sat and r_eff else r_rps
             j.add(f"C++ echo {cfg}: >= {want}x {peer}",
                   f"{r_rps:.2f}x rps, {fmt(r_eff)}x krps/core",
                   r is not None and r >= want,
                   ("loadgen saturated: judged on krps/core" if sat else "judged on rps")
-                  + f" (rps {num(a,'rps'):.0f} vs {num(b,'rps'):.0f}, krps/core {fmt(ea,0)} vs {fmt(eb,0)})")
+                  + f" (medians of {a['n']} runs: rps {a['rps']:.0f} vs {b['rps']:.0f}, krps/core {fmt(a['eff'],0)} vs {fmt(b['eff'],0)})")
     # Timers (1M, half cancelled): CPU ns per timer against libuv's.
     uv = timers.get(("libuv", "1000000"))
     cpp = timers.get(("corio-cpp", "1000000"))
@@ -222,7 +239,9 @@ def main():
           "for corio's part after the peers (see the peers' own total below).")
     print("- Echo: ../shared/bench/loadgen, closed loop, 64-byte messages, one in flight per connection, "
           "server pinned to CPU 1 and loadgen to CPU 0, a fresh server per row. `krps per srv core` = "
-          "rps / server CPU: the fair comparison when loadgen (loadgen cpu ~1.00) is the bottleneck.")
+          "rps / server CPU: the fair comparison when loadgen (loadgen cpu ~1.00) is the bottleneck. "
+          "Echo targets: medians over the run-peers.sh row and the head-to-head rounds (see that section); "
+          "the rows vs luv/cqueues/Copas and the idle-connection rows are single run-peers.sh rows.")
     print("- Servers: `bench/echo.lua` (corio.serve, a thread per connection, `receivesome(65536)` = "
           "whatever is available, `send`; corio-lua on lua5.4, corio-luajit the same file on LuaJIT), "
           "`bench/echo_socketloop.lua` (the socketloop facade), `build/bench/echo` (C++ coroutines: "
@@ -239,6 +258,15 @@ def main():
           "`PEERS_ONLY=epoll,luv make bench` for a shorter run.\n")
     print("## Echo load and idle connections (corio and the peers, one run-peers.sh invocation)\n")
     print(peers_table.strip() + "\n")
+    h2h = [d for d in extra if d.get("bench") == "h2h"]
+    if h2h:
+        print("## Head to head (same run, right after run-peers.sh)\n")
+        print("The servers the echo targets compare, back to back, in rounds (3 s measured, 1 s warmup, "
+              "a fresh server per row). The targets above use, per server and config, the median of "
+              "these rows and its run-peers.sh row.\n")
+        print(table(["round", "server", "conns", "rps", "srv cpu", "loadgen cpu", "krps per srv core"],
+                    [[d.get("round"), d.get("impl"), d.get("conns"), d.get("rps", "FAIL"), d.get("srv_cpu", "-"),
+                      d.get("lg_cpu", "-"), fmt(eff(d), 0)] for d in h2h]) + "\n")
     print("## corio: timers (same run; compare with the peers' timer rows above)\n")
     print(table(["impl", "timers", "setup ms", "cancel ms", "run ms", "wall ms", "cpu ms", "cpu ns/timer", "max RSS MB", "ok"],
                 [[d["impl"], d["timers"], d["setup_ms"], d["cancel_ms"], d["run_ms"], d["wall_ms"], d["cpu_ms"],

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # bench/run.sh - corio beside the peers of ../shared/bench in ONE run, then
-# docs/performance.md. Run by `make bench` (which builds first); about 9 minutes.
+# docs/performance.md. Run by `make bench` (which builds first); about 9.5 minutes.
 #
 #   bench/run.sh                 # everything
 #   PEERS_ONLY=epoll,luv bench/run.sh   # fewer peers (corio's servers are always in)
 #
-# Knobs (environment): BUILD=build LUA=lua5.4 N_IDLE=10000 IDLE_SECS=10 LATENESS_N=10000,
+# Knobs (environment): BUILD=build LUA=lua5.4 N_IDLE=10000 IDLE_SECS=10 LATENESS_N=10000 H2H_ROUNDS=2,
 # DOC=docs/performance.md (empty: no doc), and run-peers.sh's own (DURATION, WARMUP, ...).
 set -u
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -34,31 +34,7 @@ T0=$(date +%s)
   echo "nproc=$(nproc)"
 } >> "$EXTRA"
 
-# ---- 1. echo servers: corio's beside the peers, through run-peers.sh ----
-# The same echo.lua on LuaJIT too, as the peers have luv-luajit and copas-luajit rows.
-servers=(--server "corio-lua=$LUA $ROOT/bench/echo.lua {port}"
-         --server "corio-luajit=env 'LUA_CPATH=$ROOT/$BUILD/luajit/?.so;;' luajit $ROOT/bench/echo.lua {port}"
-         --server "corio-cpp=$ROOT/$BUILD/bench/echo {port}"
-         --server "corio-socketloop=$LUA $ROOT/bench/echo_socketloop.lua {port}")
-only=()
-if [ -n "${PEERS_ONLY:-}" ]; then only=(--only "corio-lua,corio-luajit,corio-cpp,corio-socketloop,$PEERS_ONLY"); fi
-echo "== peers and corio echo (run-peers.sh)" >&2
-RESULTS="$RES/peers" "$SHARED/run-peers.sh" "${servers[@]}" "${only[@]}" || { echo "run-peers.sh failed" >&2; exit 1; }
 LOADGEN="$SHARED/build/loadgen"
-
-# ---- 2. timers, spawn/switch, lateness (pinned like the peers' timers) ----
-on_cpu() { taskset -c "$SERVER_CPU" "$@"; }
-echo "== corio timers, spawn, lateness" >&2
-for n in 1000000 100000; do
-  on_cpu "$BUILD/bench/timers" "$n" >> "$EXTRA" 2>>"$RES/logs/timers.log"
-  on_cpu "$LUA" bench/timers.lua "$n" >> "$EXTRA" 2>>"$RES/logs/timers.log"
-done
-on_cpu "$BUILD/bench/spawn" 1000000 >> "$EXTRA" 2>>"$RES/logs/spawn.log"
-on_cpu "$LUA" bench/spawn.lua 1000000 >> "$EXTRA" 2>>"$RES/logs/spawn.log"
-on_cpu "$BUILD/bench/timer_lateness" "$LATENESS_N" 1000 | sed 's/^timer_lateness /timer_lateness impl=corio-cpp /' >> "$EXTRA"
-on_cpu "$LUA" bench/timer_lateness.lua "$LATENESS_N" 1000 >> "$EXTRA"
-
-# ---- 3. memory per idle connection and idle CPU (N_IDLE connections) ----
 SERVER_PID=""
 stop_server() {
   if [ -n "$SERVER_PID" ]; then
@@ -74,7 +50,7 @@ trap 'stop_server; exit 130' INT TERM
 PORT=19400
 start_server() {  # CMD with {port}
   PORT=$((PORT + 1))
-  taskset -c "$SERVER_CPU" bash -c "exec ${1//\{port\}/$PORT}" >>"$RES/logs/idle.server.log" 2>&1 &
+  taskset -c "$SERVER_CPU" bash -c "exec ${1//\{port\}/$PORT}" >>"$RES/logs/server.log" 2>&1 &
   SERVER_PID=$!
   for _ in $(seq 100); do
     [ -n "$(ss -Hltn "sport = :$PORT" 2>/dev/null)" ] && return 0
@@ -82,6 +58,52 @@ start_server() {  # CMD with {port}
   done
   return 1
 }
+
+# ---- 1. echo servers: corio's beside the peers, through run-peers.sh ----
+# The same echo.lua on LuaJIT too, as the peers have luv-luajit and copas-luajit rows.
+ECHO_LUA="$LUA $ROOT/bench/echo.lua {port}"
+ECHO_LUAJIT="env 'LUA_CPATH=$ROOT/$BUILD/luajit/?.so;;' luajit $ROOT/bench/echo.lua {port}"
+ECHO_CPP="$ROOT/$BUILD/bench/echo {port}"
+servers=(--server "corio-lua=$ECHO_LUA" --server "corio-luajit=$ECHO_LUAJIT" --server "corio-cpp=$ECHO_CPP"
+         --server "corio-socketloop=$LUA $ROOT/bench/echo_socketloop.lua {port}")
+only=()
+if [ -n "${PEERS_ONLY:-}" ]; then only=(--only "corio-lua,corio-luajit,corio-cpp,corio-socketloop,$PEERS_ONLY"); fi
+echo "== peers and corio echo (run-peers.sh)" >&2
+RESULTS="$RES/peers" "$SHARED/run-peers.sh" "${servers[@]}" "${only[@]}" || { echo "run-peers.sh failed" >&2; exit 1; }
+
+# ---- 1b. head to head: the servers the targets compare, interleaved, H2H_ROUNDS more times ----
+# One row per server and config is at the mercy of a neighbour's burst on a 2-vCPU VM
+# (+-10 % between rows); the targets are judged on the median of the run-peers.sh row and
+# these rounds, each round running the compared servers back to back.
+H2H_ROUNDS=${H2H_ROUNDS:-2}
+h2h=("epoll|$SHARED/build/echo_epoll {port}" "asio|$SHARED/build/echo_asio {port}"
+     "corio-lua|$ECHO_LUA" "corio-luajit|$ECHO_LUAJIT" "corio-cpp|$ECHO_CPP")
+echo "== head to head, $H2H_ROUNDS rounds" >&2
+for round in $(seq "$H2H_ROUNDS"); do
+  for conns in 100 1000; do
+    for s in "${h2h[@]}"; do
+      if ! start_server "${s#*|}"; then echo "bench=h2h round=$round impl=${s%%|*} conns=$conns FAIL" >> "$EXTRA"; stop_server; continue; fi
+      line=$(taskset -c "$LOADGEN_CPU" "$LOADGEN" --host 127.0.0.1 --port "$PORT" --server-pid "$SERVER_PID" \
+             --conns "$conns" --size 64 --duration 3 --warmup 1 2>>"$RES/logs/h2h.loadgen.log")
+      echo "bench=h2h round=$round impl=${s%%|*} $line" >> "$EXTRA"
+      stop_server
+    done
+  done
+done
+
+# ---- 2. timers, spawn/switch, lateness (pinned like the peers' timers) ----
+on_cpu() { taskset -c "$SERVER_CPU" "$@"; }
+echo "== corio timers, spawn, lateness" >&2
+for n in 1000000 100000; do
+  on_cpu "$BUILD/bench/timers" "$n" >> "$EXTRA" 2>>"$RES/logs/timers.log"
+  on_cpu "$LUA" bench/timers.lua "$n" >> "$EXTRA" 2>>"$RES/logs/timers.log"
+done
+on_cpu "$BUILD/bench/spawn" 1000000 >> "$EXTRA" 2>>"$RES/logs/spawn.log"
+on_cpu "$LUA" bench/spawn.lua 1000000 >> "$EXTRA" 2>>"$RES/logs/spawn.log"
+on_cpu "$BUILD/bench/timer_lateness" "$LATENESS_N" 1000 | sed 's/^timer_lateness /timer_lateness impl=corio-cpp /' >> "$EXTRA"
+on_cpu "$LUA" bench/timer_lateness.lua "$LATENESS_N" 1000 >> "$EXTRA"
+
+# ---- 3. memory per idle connection and idle CPU (N_IDLE connections) ----
 # idle_line NAME CONNS SECS CMD: N connections, one echo each, then silence
 idle_line() {
   local name=$1 conns=$2 secs=$3 cmd=$4 line
@@ -92,12 +114,12 @@ idle_line() {
   stop_server
 }
 echo "== corio memory per idle connection, idle CPU" >&2
-for s in "corio-lua|$LUA $ROOT/bench/echo.lua {port}" "corio-cpp|$ROOT/$BUILD/bench/echo {port}"; do
+for s in "corio-lua|$ECHO_LUA" "corio-cpp|$ECHO_CPP"; do
   idle_line "${s%%|*}" 1 1 "${s#*|}"
   idle_line "${s%%|*}" "$N_IDLE" 1 "${s#*|}"
 done
 idle_line "corio-lua+timers" "$N_IDLE" "$IDLE_SECS" "$LUA $ROOT/bench/idle.lua {port} $N_IDLE"
-idle_line "corio-cpp+timers" "$N_IDLE" "$IDLE_SECS" "$ROOT/$BUILD/bench/echo {port} $N_IDLE"
+idle_line "corio-cpp+timers" "$N_IDLE" "$IDLE_SECS" "$ECHO_CPP $N_IDLE"
 
 echo "uptime_after=$(uptime | sed 's/.*load average: //; s/ //g')" >> "$EXTRA"
 echo "total_s=$(( $(date +%s) - T0 ))" >> "$EXTRA"
