@@ -66,6 +66,8 @@ class Socket {
 
   int fd() const noexcept { return fd_; }
   bool closed() const noexcept { return fd_ < 0; }
+  // An operation of direction d is queued: a new one would wait behind it.
+  bool busy(Direction d) const noexcept { return head_[static_cast<int>(d)] != nullptr; }
   // Nothing buffered and the kernel's buffer known empty: a read now would only wait.
   bool read_would_wait() const noexcept { return drained_ && fd_ >= 0 && input_.empty(); }
   Loop& loop() const noexcept { return *loop_; }

@@ -206,42 +206,40 @@ class SendOp final : public SocketOp {
     p->~SendOp();
     rt.blocks.give(p, sizeof(SendOp));
   }
-  SendOp(Runtime& rt, const char* data, std::size_t len, std::size_t first)
-      : SocketOp(rt), data_(data), len_(len), first_(first) {}
+  SendOp(Runtime& rt, const char* data, std::size_t len, std::size_t first, std::size_t sent)
+      : SocketOp(rt), data_(data), len_(len), first_(first), sent_(sent) {}
 
-  Status step(Socket& so) override {
-    while (sent_ < len_) {
+  // Writes data[sent, len) for as long as the socket takes it.
+  static Status write(Socket& so, const char* data, std::size_t len, std::size_t& sent, std::error_code& ec) {
+    while (sent < len) {
       std::size_t n = 0;
-      std::error_code ec;
-      Status st = so.write(data_ + sent_, len_ - sent_, n, ec);
-      if (st != Status::done) return st;
-      if (ec) {
-        error = ec;
-        return Status::done;
-      }
-      sent_ += n;
+      Status st = so.write(data + sent, len - sent, n, ec);
+      if (st != Status::done || ec) return st;
+      sent += n;
     }
     return Status::done;
   }
-
-  void queued(lua_State* L) override { anchor(L, 2); }  // the data outlives the calling frame
-
-  int push(lua_State* L) override {
-    auto last = static_cast<lua_Integer>(first_ - 1 + sent_);
-    if (!error) {
+  // index of the last byte sent | nil, message, last
+  static int push(lua_State* L, std::size_t first, std::size_t sent, std::error_code ec) {
+    auto last = static_cast<lua_Integer>(first - 1 + sent);
+    if (!ec) {
       lua_pushinteger(L, last);
       return 1;
     }
-    push_error(L, error);
+    push_error(L, ec);
     lua_pushinteger(L, last);
     return 3;
   }
+
+  Status step(Socket& so) override { return write(so, data_, len_, sent_, error); }
+  void queued(lua_State* L) override { anchor(L, 2); }  // the data outlives the calling frame
+  int push(lua_State* L) override { return push(L, first_, sent_, error); }
 
  private:
   const char* data_;
   std::size_t len_;
   std::size_t first_;
-  std::size_t sent_ = 0;
+  std::size_t sent_;
 };
 
 // client:send(data [, i [, j]]) -> index of the last byte sent | nil, message, last
@@ -262,7 +260,14 @@ int l_send(lua_State* L) {
     lua_pushinteger(L, static_cast<lua_Integer>(start - 1));
     return 3;
   }
-  auto* op = new (*s->rt) SendOp(*s->rt, data + start - 1, n, static_cast<std::size_t>(start));
+  // Nothing queued before it (the usual case): write now, and make an op only to wait.
+  std::size_t sent = 0;
+  if (!s->sock->busy(Direction::write)) {
+    std::error_code ec;
+    if (SendOp::write(*s->sock, data + start - 1, n, sent, ec) == IoOp::Status::done)
+      return SendOp::push(L, static_cast<std::size_t>(start), sent, ec);
+  }
+  auto* op = new (*s->rt) SendOp(*s->rt, data + start - 1, n, static_cast<std::size_t>(start), sent);
   return SocketOp::start(L, op, s, Direction::write);
 }
 
