@@ -71,6 +71,20 @@ inline void push_uservalues(lua_State* L, int idx, int n) {
 #endif
 }
 
+// The full userdata at idx as a T (or a type that starts with one), told by T's magic
+// number instead of a metatable lookup per call; nullptr if it is not one. A light
+// userdata has length 0.
+template <class T>
+T* to_magic_userdata(lua_State* L, int idx) {
+  auto* p = static_cast<T*>(lua_touserdata(L, idx));
+#if LUA_VERSION_NUM >= 502
+  std::size_t size = lua_rawlen(L, idx);
+#else
+  std::size_t size = lua_objlen(L, idx);
+#endif
+  return p && size >= sizeof(T) && p->magic == T::kMagic ? p : nullptr;
+}
+
 // The descriptor of a Lua file handle (io.open, io.popen), -1 if closed.
 inline int file_descriptor(lua_State* L, int idx) {
   void* p = luaL_checkudata(L, idx, LUA_FILEHANDLE);

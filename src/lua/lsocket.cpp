@@ -263,16 +263,8 @@ const luaL_Reg kConstructors[] = {
 // ---- shared helpers ----
 
 LSocket* check_socket(lua_State* L, int idx) {
-  auto* s = static_cast<LSocket*>(lua_touserdata(L, idx));
-  // A full userdata holding an LSocket first (LWrapped too) with the magic; a light
-  // userdata has length 0.
-#if LUA_VERSION_NUM >= 502
-  std::size_t size = lua_rawlen(L, idx);
-#else
-  std::size_t size = lua_objlen(L, idx);
-#endif
-  if (s && size >= sizeof(LSocket) && s->magic == LSocket::kMagic && s->sock)
-    return s;
+  LSocket* s = to_magic_userdata<LSocket>(L, idx);  // LWrapped starts with an LSocket too
+  if (s && s->sock) return s;
   luaL_argerror(L, idx, "corio socket expected");
   return nullptr;
 }

@@ -28,13 +28,8 @@ struct LuaTimer {
 };
 
 LuaTimer* check_timer(lua_State* L, int idx) {
-  auto* t = static_cast<LuaTimer*>(lua_touserdata(L, idx));
-#if LUA_VERSION_NUM >= 502
-  std::size_t size = lua_rawlen(L, idx);
-#else
-  std::size_t size = lua_objlen(L, idx);
-#endif
-  if (!t || size != sizeof(LuaTimer) || t->magic != LuaTimer::kMagic) luaL_argerror(L, idx, "corio timer expected");
+  LuaTimer* t = to_magic_userdata<LuaTimer>(L, idx);
+  if (!t) luaL_argerror(L, idx, "corio timer expected");
   return t;
 }
 
