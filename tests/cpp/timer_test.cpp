@@ -377,15 +377,14 @@ struct QueueFixture {
   }
 };
 
-TEST(TimerQueue, TopIsAlwaysTheMinimumUnderRandomPushAndErase) {
+// Random pushes and erases of timers with deadlines from `deadline`; the top is checked
+// against a reference after every step, then the queue is drained in order.
+void random_push_erase(unsigned seed, const std::function<TimePoint(std::mt19937&)>& deadline) {
   QueueFixture f;
-  std::mt19937 rng(99);
+  std::mt19937 rng(seed);
   constexpr int kN = 3000;
-  const TimePoint base = Clock::now();
-  // Few distinct deadlines, so ties (broken by arming order) are common.
-  std::uniform_int_distribution<int> pick(0, 200);
   std::vector<Timer*> all;
-  for (int i = 0; i < kN; ++i) all.push_back(&f.make(base + std::chrono::microseconds(pick(rng))));
+  for (int i = 0; i < kN; ++i) all.push_back(&f.make(deadline(rng)));
   // Reference: (deadline, arming order) — arming order is the index in `all`.
   std::set<std::pair<TimePoint, int>> ref;
   std::vector<int> in, out(kN);
@@ -409,6 +408,8 @@ TEST(TimerQueue, TopIsAlwaysTheMinimumUnderRandomPushAndErase) {
       in.push_back(i);
     } else if (!in.empty()) {
       std::size_t k = rng() % in.size();
+      if (rng() % 3 == 0)  // the top, as firing does: moves the wheel's window on
+        k = static_cast<std::size_t>(std::find(in.begin(), in.end(), ref.begin()->second) - in.begin());
       int i = in[k];
       in[k] = in.back();
       in.pop_back();
@@ -430,6 +431,29 @@ TEST(TimerQueue, TopIsAlwaysTheMinimumUnderRandomPushAndErase) {
     prev = cur;
     f.q.erase(t);
   }
+}
+
+TEST(TimerQueue, TopIsAlwaysTheMinimumUnderRandomPushAndErase) {
+  // Few distinct deadlines, so ties (broken by arming order) are common.
+  const TimePoint base = Clock::now();
+  random_push_erase(99, [base](std::mt19937& rng) {
+    return base + std::chrono::microseconds(std::uniform_int_distribution<int>(0, 200)(rng));
+  });
+}
+
+// Deadlines spread over the past (straight into the heap), the wheel's window of slots and
+// beyond it (the heap again), with ties inside slots: the wheel's slots, its moves into
+// the heap and erases from either side keep the exact order.
+TEST(TimerQueue, ExactOrderAcrossTheWheelAndTheHeap) {
+  // A whole second, so that whole multiples of 4 ms fall on slot boundaries too.
+  const TimePoint base = std::chrono::ceil<std::chrono::seconds>(Clock::now());
+  random_push_erase(7, [base](std::mt19937& rng) {
+    if (rng() % 2 == 0) {  // ties, many at a slot's first instant, some beyond the window at first
+      int k = std::uniform_int_distribution<int>(-5, 200)(rng);
+      return base + std::chrono::milliseconds(4 * (k <= 100 ? k : k + 1000));
+    }
+    return base + std::chrono::microseconds(std::uniform_int_distribution<int>(-50'000, 6'000'000)(rng));
+  });
 }
 
 TEST(TimerQueue, EraseTopMiddleAndLast) {
