@@ -154,22 +154,25 @@ void Runtime::call_in_thread(int nargs) {
     if (lua_status(co) == LUA_YIELD && lua_gettop(co) == 0) return start_runner(co, nargs);
     lua_pop(M, 1);
   }
-  if (runner_fn_ == Anchors::kNone) {
-    static const char kBody[] =
-        "local idle, yield = ... "
-        "local function run(f, ...) f(...) return run(yield(idle)) end "
-        "return run";
-    luaL_loadbuffer(M, kBody, sizeof kBody - 1, "=corio.runner");
-    lua_pushlightuserdata(M, &kRunnerIdle);
-    lua_getglobal(M, "coroutine");
-    lua_getfield(M, -1, "yield");
-    lua_remove(M, -2);
-    lua_call(M, 2, 1);
-    runner_fn_ = anchors.hold(M);
-  }
   lua_State* co = lua_newthread(M);
   anchors.push(co, runner_fn_);
   start_runner(co, nargs);
+}
+
+// The runners' body, made once while the module loads (on L, where an error is caught).
+void Runtime::load_runner(lua_State* L) {
+  static const char kBody[] =
+      "local idle, yield = ... "
+      "local function run(f, ...) f(...) return run(yield(idle)) end "
+      "return run";
+  luaL_loadbuffer(L, kBody, sizeof kBody - 1, "=corio.runner");
+  lua_pushlightuserdata(L, &kRunnerIdle);
+  lua_getglobal(L, "coroutine");
+  luaL_checktype(L, -1, LUA_TTABLE);
+  lua_getfield(L, -1, "yield");
+  lua_remove(L, -2);
+  lua_call(L, 2, 1);
+  runner_fn_ = anchors.hold(L);
 }
 
 // co (at the top of main, which anchors it meanwhile) takes fn and args from below it.
@@ -343,6 +346,7 @@ void push_runtime(lua_State* L) {
   lua_rawseti(L, -2, 1);
   set_uservalue(L, -2);
   *p = new Runtime(M);
+  (*p)->load_runner(L);
   lua_pushvalue(L, -1);
   lua_setfield(L, LUA_REGISTRYINDEX, kRuntimeKey);
 

@@ -62,6 +62,7 @@ struct Runtime {
   // until it first waits, like spawn, but in a pooled thread: a timer's callback. A new
   // coroutine per firing was most of a Lua timer's cost.
   void call_in_thread(int nargs);
+  void load_runner(lua_State* L);  // once, from push_runtime
 
   Loop& loop;
   lua_State* main;           // a thread kept in the registry for callbacks from the loop
