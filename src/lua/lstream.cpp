@@ -191,7 +191,7 @@ int l_receivesome(lua_State* L) {
   const char* prefix = luaL_optlstring(L, 3, "", &plen);
   if (!s->has_fd()) return push_error(L, Error::closed);
   auto* op = new (*s->rt) ReceiveOp(*s->rt, s->sock, ReceiveOp::Pattern::some, static_cast<std::size_t>(max),
-                           std::string(prefix, plen));
+                                    std::string(prefix, plen));
   return SocketOp::start(L, op, s, Direction::read);
 }
 
