@@ -27,17 +27,10 @@ local function with_errors(fn)
   return errors
 end
 
--- Runs a Lua chunk in a child interpreter (same LUA_PATH/LUA_CPATH); returns its
--- combined output and its exit status as printed by sh.
+-- Runs a Lua chunk in a child interpreter (S.child); returns its combined output and its
+-- exit status.
 local function child(source)
-  local path = S.tmpname(".lua")
-  local f = assert(io.open(path, "w"))
-  f:write(source)
-  f:close()
-  local p = assert(io.popen(("timeout 20 %s %s 2>&1; echo \"status $?\""):format(S.shquote(S.interpreter()), S.shquote(path))))
-  local out = p:read("*a")
-  p:close()
-  os.remove(path)
+  local out = S.child(source)
   return out, tonumber(out:match("status (%d+)%s*$"))
 end
 
