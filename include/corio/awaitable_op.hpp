@@ -15,8 +15,8 @@ namespace corio {
 class AwaitableOp : public IoOp {
  public:
   // socket == nullptr (an empty or moved-from object): the op fails with Error::closed.
-  AwaitableOp(Loop& loop, Socket* socket, Direction d, std::optional<Duration> timeout) noexcept
-      : IoOp(loop), socket_(socket), dir_(d), timeout_(timeout) {}
+  AwaitableOp(Socket* socket, Direction d, std::optional<Duration> timeout) noexcept
+      : socket_(socket), dir_(d), timeout_(timeout) {}
 
   bool await_ready() {
     if (!socket_) {

@@ -52,8 +52,8 @@ class Datagram {
 
 class Datagram::RecvFrom final : public AwaitableOp {
  public:
-  RecvFrom(Loop& loop, Socket* so, char* buf, std::size_t n, std::optional<Duration> timeout) noexcept
-      : AwaitableOp(loop, so, Direction::read, timeout), buf_(buf), len_(n) {}
+  RecvFrom(Socket* so, char* buf, std::size_t n, std::optional<Duration> timeout) noexcept
+      : AwaitableOp(so, Direction::read, timeout), buf_(buf), len_(n) {}
   Result<Received> await_resume() const noexcept { return {error, error ? Received{} : got_}; }
   Status step(Socket& so) override;
 
@@ -65,8 +65,8 @@ class Datagram::RecvFrom final : public AwaitableOp {
 
 class Datagram::SendTo final : public AwaitableOp {
  public:
-  SendTo(Loop& loop, Socket* so, std::string_view data, const Address& to, std::optional<Duration> timeout) noexcept
-      : AwaitableOp(loop, so, Direction::write, timeout), data_(data), to_(to) {}
+  SendTo(Socket* so, std::string_view data, const Address& to, std::optional<Duration> timeout) noexcept
+      : AwaitableOp(so, Direction::write, timeout), data_(data), to_(to) {}
   Result<std::size_t> await_resume() const noexcept { return {error, error ? 0 : sent_}; }
   Status step(Socket& so) override;
 

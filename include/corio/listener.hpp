@@ -50,7 +50,7 @@ class Listener {
 class Listener::Accept final : public AwaitableOp {
  public:
   Accept(Loop& loop, Socket* so, std::optional<Duration> timeout) noexcept
-      : AwaitableOp(loop, so, Direction::read, timeout), loop_(&loop) {}
+      : AwaitableOp(so, Direction::read, timeout), loop_(&loop) {}
   ~Accept() override;
   Result<Stream> await_resume();
   Status step(Socket& so) override;

@@ -30,7 +30,7 @@ class IoOp {
     wait,       // the descriptor is not ready: call again when it is
     throttled,  // the rate limit is reached: call again when it allows more
   };
-  explicit IoOp(Loop&) noexcept {}  // the socket's loop times it out
+  IoOp() noexcept = default;
   virtual ~IoOp();  // dequeues itself if still queued
   IoOp(const IoOp&) = delete;
   IoOp& operator=(const IoOp&) = delete;

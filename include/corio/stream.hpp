@@ -81,9 +81,9 @@ class Stream {
 
 class Stream::Connect final : public AwaitableOp {
  public:
-  Connect(Loop& loop, Socket* so, std::string host, std::uint16_t port, std::optional<Duration> timeout,
+  Connect(Socket* so, std::string host, std::uint16_t port, std::optional<Duration> timeout,
           Resolver* resolver);
-  Connect(Loop& loop, Socket* so, const Address& to, std::optional<Duration> timeout);
+  Connect(Socket* so, const Address& to, std::optional<Duration> timeout);
   ~Connect() override;  // drops a lookup in flight
 
   bool await_ready();
@@ -111,8 +111,8 @@ class Stream::Connect final : public AwaitableOp {
 
 class Stream::ReadSome final : public AwaitableOp {
  public:
-  ReadSome(Loop& loop, Socket* so, char* buf, std::size_t n, std::optional<Duration> timeout) noexcept
-      : AwaitableOp(loop, so, Direction::read, timeout), buf_(buf), len_(n) {}
+  ReadSome(Socket* so, char* buf, std::size_t n, std::optional<Duration> timeout) noexcept
+      : AwaitableOp(so, Direction::read, timeout), buf_(buf), len_(n) {}
   Result<std::size_t> await_resume() const noexcept { return {error, error ? 0 : got_}; }
   Status step(Socket& so) override;
 
@@ -124,8 +124,8 @@ class Stream::ReadSome final : public AwaitableOp {
 
 class Stream::ReadChunk final : public AwaitableOp {
  public:
-  ReadChunk(Loop& loop, Socket* so, std::size_t max, std::optional<Duration> timeout) noexcept
-      : AwaitableOp(loop, so, Direction::read, timeout), max_(max) {}
+  ReadChunk(Socket* so, std::size_t max, std::optional<Duration> timeout) noexcept
+      : AwaitableOp(so, Direction::read, timeout), max_(max) {}
   Result<Chunk> await_resume() noexcept { return {error, std::move(chunk_)}; }
   Status step(Socket& so) override;
 
@@ -137,8 +137,8 @@ class Stream::ReadChunk final : public AwaitableOp {
 class Stream::ReadString final : public AwaitableOp {
  public:
   // count == npos: a line.
-  ReadString(Loop& loop, Socket* so, std::size_t count, std::optional<Duration> timeout) noexcept
-      : AwaitableOp(loop, so, Direction::read, timeout), count_(count) {}
+  ReadString(Socket* so, std::size_t count, std::optional<Duration> timeout) noexcept
+      : AwaitableOp(so, Direction::read, timeout), count_(count) {}
   Result<std::string> await_resume() noexcept { return {error, std::move(out_)}; }
   Status step(Socket& so) override;
 
@@ -150,8 +150,8 @@ class Stream::ReadString final : public AwaitableOp {
 
 class Stream::WriteAll final : public AwaitableOp {
  public:
-  WriteAll(Loop& loop, Socket* so, std::string_view data, std::optional<Duration> timeout) noexcept
-      : AwaitableOp(loop, so, Direction::write, timeout), data_(data) {}
+  WriteAll(Socket* so, std::string_view data, std::optional<Duration> timeout) noexcept
+      : AwaitableOp(so, Direction::write, timeout), data_(data) {}
   std::error_code await_resume() const noexcept { return error; }
   Status step(Socket& so) override;
 

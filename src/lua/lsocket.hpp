@@ -46,7 +46,7 @@ struct LSocket {
 // An operation a Lua thread waits on that is also queued on a socket.
 class SocketOp : public Operation, public IoOp {
  public:
-  explicit SocketOp(Runtime& rt) : Operation(rt), IoOp(rt.loop) {}
+  explicit SocketOp(Runtime& rt) : Operation(rt) {}
   ~SocketOp() override { runtime().anchors.drop(anchor_); }
   // Pushes the results on L (the waiting state) and returns how many.
   virtual int push(lua_State* L) = 0;

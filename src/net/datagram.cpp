@@ -36,11 +36,11 @@ std::error_code Datagram::bind(const Address& address) {
 }
 
 Datagram::RecvFrom Datagram::recv_from(char* buf, std::size_t n, std::optional<Duration> timeout) {
-  return RecvFrom(loop(), socket_, buf, n, timeout);
+  return RecvFrom(socket_, buf, n, timeout);
 }
 
 Datagram::SendTo Datagram::send_to(std::string_view data, const Address& to, std::optional<Duration> timeout) {
-  return SendTo(loop(), socket_, data, to, timeout);
+  return SendTo(socket_, data, to, timeout);
 }
 
 Address Datagram::address() const {

@@ -18,6 +18,19 @@ void consumed(ReadBuffer& in, std::size_t n) {
   if (in.empty()) in.shrink();
 }
 
+// At most len bytes into buf: what a line reader left buffered first, else one read straight
+// into buf (no allocation, no copy). An error is in ec with Status::done.
+IoOp::Status read_into(Socket& so, char* buf, std::size_t len, std::size_t& got, std::error_code& ec) {
+  ReadBuffer& in = so.input();
+  if (!in.empty() || len == 0) {
+    got = std::min(len, in.size());
+    if (got > 0) std::memcpy(buf, in.view().data(), got);
+    consumed(in, got);
+    return IoOp::Status::done;
+  }
+  return so.read(buf, len, got, ec);
+}
+
 }  // namespace
 
 // ---- Stream ----
@@ -45,31 +58,31 @@ Loop& Stream::loop() const noexcept { return loop_ ? *loop_ : Loop::current(); }
 
 Stream::Connect Stream::connect(std::string host, std::uint16_t port, std::optional<Duration> timeout,
                                 Resolver* resolver) {
-  return Connect(loop(), socket_, std::move(host), port, timeout, resolver);
+  return Connect(socket_, std::move(host), port, timeout, resolver);
 }
 
 Stream::Connect Stream::connect(const Address& to, std::optional<Duration> timeout) {
-  return Connect(loop(), socket_, to, timeout);
+  return Connect(socket_, to, timeout);
 }
 
 Stream::ReadChunk Stream::read_chunk(std::size_t max, std::optional<Duration> timeout) {
-  return ReadChunk(loop(), socket_, max, timeout);
+  return ReadChunk(socket_, max, timeout);
 }
 
 Stream::ReadSome Stream::read_some(char* buf, std::size_t n, std::optional<Duration> timeout) {
-  return ReadSome(loop(), socket_, buf, n, timeout);
+  return ReadSome(socket_, buf, n, timeout);
 }
 
 Stream::ReadString Stream::read_exactly(std::size_t n, std::optional<Duration> timeout) {
-  return ReadString(loop(), socket_, n, timeout);
+  return ReadString(socket_, n, timeout);
 }
 
 Stream::ReadString Stream::read_line(std::optional<Duration> timeout) {
-  return ReadString(loop(), socket_, std::string::npos, timeout);
+  return ReadString(socket_, std::string::npos, timeout);
 }
 
 Stream::WriteAll Stream::write_all(std::string_view data, std::optional<Duration> timeout) {
-  return WriteAll(loop(), socket_, data, timeout);
+  return WriteAll(socket_, data, timeout);
 }
 
 void Stream::close() noexcept {
@@ -101,12 +114,12 @@ std::error_code Stream::set_nodelay(bool on) {
 // and the timeout end it as they end any other wait. Each attempt gets a fresh descriptor:
 // a socket whose connect failed cannot portably be reused.
 
-Stream::Connect::Connect(Loop& loop, Socket* so, std::string host, std::uint16_t port,
+Stream::Connect::Connect(Socket* so, std::string host, std::uint16_t port,
                          std::optional<Duration> timeout, Resolver* resolver)
-    : AwaitableOp(loop, so, Direction::write, timeout), host_(std::move(host)), port_(port), resolver_(resolver) {}
+    : AwaitableOp(so, Direction::write, timeout), host_(std::move(host)), port_(port), resolver_(resolver) {}
 
-Stream::Connect::Connect(Loop& loop, Socket* so, const Address& to, std::optional<Duration> timeout)
-    : AwaitableOp(loop, so, Direction::write, timeout), addrs_{to} {}
+Stream::Connect::Connect(Socket* so, const Address& to, std::optional<Duration> timeout)
+    : AwaitableOp(so, Direction::write, timeout), addrs_{to} {}
 
 Stream::Connect::~Connect() {
   if (lookup_) resolver_->cancel(lookup_);
@@ -227,16 +240,8 @@ void Stream::Connect::finish() {
 // ---- reads and writes ----
 
 IoOp::Status Stream::ReadSome::step(Socket& so) {
-  ReadBuffer& in = so.input();
-  if (!in.empty() || len_ == 0) {
-    got_ = std::min(len_, in.size());
-    if (got_ > 0) std::memcpy(buf_, in.view().data(), got_);
-    consumed(in, got_);
-    return Status::done;
-  }
-  // Nothing buffered: straight into the caller's buffer (no allocation, no copy).
   std::error_code ec;
-  Status st = so.read(buf_, len_, got_, ec);
+  Status st = read_into(so, buf_, len_, got_, ec);
   if (st == Status::done && ec) error = ec;
   return st;
 }
@@ -247,18 +252,9 @@ IoOp::Status Stream::ReadChunk::step(Socket& so) {
   if (so.read_would_wait()) return Status::wait;  // before taking a buffer for nothing
   // Taken for this attempt only: a wait gives it back, so a waiting reader holds nothing.
   Chunk c = so.loop().chunks().take();
-  ReadBuffer& in = so.input();
-  if (!in.empty()) {  // bytes a line reader left
-    std::size_t n = std::min(max, in.size());
-    std::memcpy(c.data(), in.view().data(), n);
-    consumed(in, n);
-    c.resize(n);
-    chunk_ = std::move(c);
-    return Status::done;
-  }
   std::size_t got = 0;
   std::error_code ec;
-  Status st = so.read(c.data(), max, got, ec);
+  Status st = read_into(so, c.data(), max, got, ec);
   if (st != Status::done) return st;
   if (ec) {
     error = ec;

@@ -21,7 +21,6 @@ bool is_open(int fd) { return fcntl(fd, F_GETFD) != -1; }
 
 class ReadOne final : public corio::IoOp {
  public:
-  explicit ReadOne(Loop& loop) : IoOp(loop) {}
   Status step(corio::Socket& so) override {
     std::error_code ec;
     Status st = so.fill(1, ec);
@@ -51,7 +50,7 @@ TEST(SocketBorrow, ReadsAndCloseWakesWaitersButLeavesTheDescriptorOpen) {
   corio::Socket so(loop, -1);
   so.adopt(p.a, false);
   EXPECT_TRUE(fcntl(p.a, F_GETFL) & O_NONBLOCK);
-  ReadOne first(loop), waiting(loop);
+  ReadOne first, waiting;
   EXPECT_FALSE(so.submit(first, Direction::read));
   ASSERT_EQ(::write(p.b, "x", 1), 1);
   ASSERT_TRUE(corio_test::run_until(loop, [&] { return first.finished; }));

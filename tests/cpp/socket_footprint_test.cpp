@@ -27,7 +27,6 @@ TEST(SocketFootprint, IdleSizes) {
 
 class WaitRead final : public IoOp {
  public:
-  explicit WaitRead(Loop& loop) : IoOp(loop) {}
   Status step(Socket& so) override {
     char c;
     std::size_t got = 0;
@@ -54,7 +53,7 @@ TEST(SocketFootprint, AnOpWithATimeoutTimesOut) {
   Loop loop;
   Pair p;
   auto* so = new Socket(loop, p.fds[0]);
-  WaitRead timed(loop), untimed(loop);
+  WaitRead timed, untimed;
   for (int round = 1; round <= 2; ++round) {
     auto t0 = corio::Clock::now();
     timed.error = {};
@@ -79,7 +78,7 @@ TEST(SocketFootprint, ATimedOutHeadLetsTheNextOneRun) {
   Loop loop;
   Pair p;
   auto* so = new Socket(loop, p.fds[0]);
-  WaitRead head(loop), next(loop);
+  WaitRead head, next;
   EXPECT_FALSE(so->submit(head, Direction::read, 20ms));
   EXPECT_FALSE(so->submit(next, Direction::read, 2s));
   ASSERT_TRUE(corio_test::run_until(loop, [&] { return head.finished == 1; }, 2s));

@@ -514,7 +514,7 @@ TEST(StreamEngine, CancelledHeadLetsTheNextReaderUseBufferedBytes) {
 // until its descriptor is ready (a connect stepped early would look done).
 class CountingRead final : public corio::IoOp {
  public:
-  CountingRead(Loop& loop, std::function<void()> then) : IoOp(loop), then_(std::move(then)) {}
+  explicit CountingRead(std::function<void()> then) : then_(std::move(then)) {}
   Status step(corio::Socket& so) override {
     ++steps;
     std::error_code ec;
@@ -538,8 +538,8 @@ TEST(StreamEngine, OpSubmittedFromFinishWaitsForReadiness) {
   int fds[2];
   ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds), 0);
   auto* so = new corio::Socket(loop, fds[0]);
-  CountingRead second(loop, nullptr);
-  CountingRead first(loop, [&] {
+  CountingRead second(nullptr);
+  CountingRead first([&] {
     so->input().clear();
     EXPECT_FALSE(so->submit(second, Direction::read));  // nothing to read: it waits
   });
