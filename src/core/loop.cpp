@@ -1,6 +1,5 @@
 #include <corio/loop.hpp>
 
-#include <corio/chunk.hpp>
 #include <corio/io_watch.hpp>
 #include <corio/timer.hpp>
 
@@ -24,18 +23,24 @@ Loop::~Loop() {
   // Spawned tasks still suspended are destroyed first: their frames own timers and
   // watches that unregister from this loop as they go.
   while (tasks_) tasks_->frame.destroy();
+  while (!services_.empty()) services_.pop_back();  // newest first: it may use older ones
   signals_.reset();
   // Watches and timers still armed belong to their owners; detach them so a late
   // destructor does not touch a dead loop.
   for (auto& slot : fds_)
     for (IoWatch* w = slot.head; w; w = w->next_) w->interest_ = 0;
   while (!timers_.empty()) timers_.erase(timers_.top());
-  if (chunks_) chunks_->orphan();
 }
 
-ChunkPool& Loop::new_chunks() {
-  chunks_ = new ChunkPool;
-  return *chunks_;
+Loop::Service* Loop::service(const void* key) const noexcept {
+  for (const auto& [k, s] : services_)
+    if (k == key) return s.get();
+  return nullptr;
+}
+
+Loop::Service& Loop::add_service(const void* key, std::unique_ptr<Service> s) {
+  services_.emplace_back(key, std::move(s));
+  return *services_.back().second;
 }
 
 Loop& Loop::current() {

@@ -8,7 +8,7 @@
 #pragma once
 #include "lanchor.hpp"
 #include "lcompat.hpp"
-#include "lpool.hpp"
+#include <corio/block_pool.hpp>
 
 #include <corio/loop.hpp>
 
@@ -73,7 +73,7 @@ struct Runtime {
   // Set by Operation::wait (and suspend) to the yielding thread: its yield is a wait, not
   // a plain yield. A thread, not a flag: the yield may go to a coroutine.resume instead.
   lua_State* op_yield = nullptr;
-  BlockPool blocks;  // for the per-message operations
+  corio::BlockPool blocks;  // for the per-message operations
   // A 64 KiB buffer a receive reads into before making the Lua string.
   char* scratch() {
     if (!scratch_) scratch_.reset(new char[kScratch]);

@@ -1,8 +1,27 @@
 #include <corio/chunk.hpp>
 
+#include <corio/loop.hpp>
+
 #include <new>
 
 namespace corio {
+namespace {
+
+// The loop owns its pool through this: the pool is orphaned, not deleted, with the loop.
+struct PoolService final : Loop::Service {
+  ChunkPool* pool;
+  explicit PoolService(ChunkPool* p) : pool(p) {}
+  ~PoolService() override { pool->orphan(); }
+};
+const char kPoolKey = 0;
+
+}  // namespace
+
+ChunkPool& ChunkPool::of(Loop& loop) {
+  if (auto* s = loop.service(&kPoolKey)) return *static_cast<PoolService*>(s)->pool;
+  auto s = std::make_unique<PoolService>(new ChunkPool);
+  return *static_cast<PoolService&>(loop.add_service(&kPoolKey, std::move(s))).pool;
+}
 
 Chunk ChunkPool::take() {
   char* buf;

@@ -251,7 +251,7 @@ IoOp::Status Stream::ReadChunk::step(Socket& so) {
   if (max == 0) return Status::done;
   if (so.read_would_wait()) return Status::wait;  // before taking a buffer for nothing
   // Taken for this attempt only: a wait gives it back, so a waiting reader holds nothing.
-  Chunk c = so.loop().chunks().take();
+  Chunk c = ChunkPool::of(so.loop()).take();
   std::size_t got = 0;
   std::error_code ec;
   Status st = read_into(so, c.data(), max, got, ec);

@@ -1,6 +1,6 @@
-// BlockPool (the Lua runtime's recycler of per-message operations): blocks come back for
+// BlockPool (recycles per-message operations): blocks come back for
 // the same size, at most 256 are kept per size, and sizes beyond its four lists still work.
-#include "../../src/lua/lpool.hpp"
+#include <corio/block_pool.hpp>
 
 #include <gtest/gtest.h>
 
@@ -9,7 +9,7 @@
 
 namespace {
 
-using corio::lua::BlockPool;
+using corio::BlockPool;
 
 TEST(BlockPool, GivesBackTheBlockOfTheSameSize) {
   BlockPool pool;

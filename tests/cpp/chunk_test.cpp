@@ -19,8 +19,8 @@ using corio::Loop;
 
 TEST(ChunkTest, TakenBufferIsLentAndGivenBack) {
   Loop loop;
-  ChunkPool& pool = loop.chunks();
-  EXPECT_EQ(&pool, &loop.chunks());  // one per loop
+  ChunkPool& pool = ChunkPool::of(loop);
+  EXPECT_EQ(&pool, &ChunkPool::of(loop));  // one per loop
   {
     Chunk c = pool.take();
     EXPECT_EQ(c.capacity(), ChunkPool::kBufferSize);
@@ -38,7 +38,7 @@ TEST(ChunkTest, TakenBufferIsLentAndGivenBack) {
 
 TEST(ChunkTest, AGivenBackBufferIsReused) {
   Loop loop;
-  ChunkPool& pool = loop.chunks();
+  ChunkPool& pool = ChunkPool::of(loop);
   Chunk a = pool.take();
   const char* first = a.data();
   a.reset();
@@ -51,7 +51,7 @@ TEST(ChunkTest, AGivenBackBufferIsReused) {
 
 TEST(ChunkTest, TheFreeListIsBounded) {
   Loop loop;
-  ChunkPool& pool = loop.chunks();
+  ChunkPool& pool = ChunkPool::of(loop);
   EXPECT_EQ(pool.max_idle(), ChunkPool::kDefaultMaxIdle);
   pool.set_max_idle(3);
   {
@@ -71,7 +71,7 @@ TEST(ChunkTest, TheFreeListIsBounded) {
 
 TEST(ChunkTest, MovesTransferTheBuffer) {
   Loop loop;
-  ChunkPool& pool = loop.chunks();
+  ChunkPool& pool = ChunkPool::of(loop);
   Chunk a = pool.take();
   a.resize(3);
   const char* buf = a.data();
@@ -97,8 +97,8 @@ TEST(ChunkTest, AChunkMayOutliveItsLoop) {
   std::optional<Chunk> kept;
   {
     Loop loop;
-    { Chunk idle = loop.chunks().take(); }  // one idle buffer, freed with the loop
-    kept.emplace(loop.chunks().take());
+    { Chunk idle = ChunkPool::of(loop).take(); }  // one idle buffer, freed with the loop
+    kept.emplace(ChunkPool::of(loop).take());
     std::memcpy(kept->data(), "x", 1);
     kept->resize(1);
   }

@@ -15,6 +15,7 @@
 namespace corio {
 
 class ChunkPool;
+class Loop;
 
 class Chunk {
  public:
@@ -49,10 +50,12 @@ class Chunk {
   std::size_t size_ = 0;
 };
 
-// A bounded free list of equal buffers. Loop::chunks() owns one per loop; it outlives the
-// loop as long as chunks taken from it do (they free their buffers then).
+// A bounded free list of equal buffers. Each loop has one (of()); it outlives the loop as
+// long as chunks taken from it do (they free their buffers then).
 class ChunkPool {
  public:
+  static ChunkPool& of(Loop& loop);  // the loop's, created on first use
+
   static constexpr std::size_t kBufferSize = 64 * 1024;
   static constexpr std::size_t kDefaultMaxIdle = 8;
 

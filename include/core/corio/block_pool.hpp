@@ -1,11 +1,12 @@
-// BlockPool: recycles the memory of the objects a Lua runtime makes per message (a
-// receive, a send). malloc and free were ~6% of a Lua echo server's instructions, and a
-// thread_local free list costs a __tls_get_addr per access in a dlopen()ed module.
+// BlockPool: recycles the memory of objects made per event (the Lua runtime's per-message
+// receive and send). malloc and free were ~6% of a Lua echo server's instructions, and a
+// thread_local free list costs a __tls_get_addr per access in a dlopen()ed module. Not
+// thread-safe: one per loop's user.
 #pragma once
 #include <cstddef>
 #include <new>
 
-namespace corio::lua {
+namespace corio {
 
 class BlockPool {
  public:
@@ -59,4 +60,4 @@ class BlockPool {
   List lists_[4];
 };
 
-}  // namespace corio::lua
+}  // namespace corio

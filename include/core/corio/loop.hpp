@@ -17,7 +17,6 @@
 
 namespace corio {
 
-class ChunkPool;
 class IoWatch;
 class Poller;
 class SignalSource;
@@ -73,8 +72,14 @@ class Loop {
 
   std::size_t timer_count() const noexcept { return timers_.size(); }
 
-  // The buffers Stream::read_chunk lends (chunk.hpp), created on first use.
-  ChunkPool& chunks() { return chunks_ ? *chunks_ : new_chunks(); }
+  // A part of a higher layer that lives as long as the loop (the pool of buffers the socket
+  // engine lends, say): found by a key of its own, destroyed with the loop after its tasks.
+  class Service {
+   public:
+    virtual ~Service() = default;
+  };
+  Service* service(const void* key) const noexcept;  // nullptr if none
+  Service& add_service(const void* key, std::unique_ptr<Service> s);
 
  private:
   friend class Timer;
@@ -90,7 +95,6 @@ class Loop {
     bool always_ready = false;  // a regular file: epoll refuses it, select calls it ready
   };
 
-  ChunkPool& new_chunks();
   void arm(Timer* t);
   void disarm(Timer* t) noexcept;
   std::error_code update_fd(int fd, bool resync = false);
@@ -117,7 +121,7 @@ class Loop {
   std::vector<Callback> posted_;
   std::atomic<bool> sleeping_{false};
   detail::TaskNode* tasks_ = nullptr;
-  ChunkPool* chunks_ = nullptr;  // orphaned, not deleted, with the loop: chunks may outlive it
+  std::vector<std::pair<const void*, std::unique_ptr<Service>>> services_;
   ExceptionHandler on_exception_;
   TimePoint pass_now_ = TimePoint::min();  // the time of the timer pass in progress
   long refs_ = 0;  // active referenced timers, watches, signals and holds
