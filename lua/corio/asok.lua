@@ -88,20 +88,7 @@ function asok.wrap(sok, timeout)
 end
 
 -- The seed's known bug was that threads waiting on a socket closed meanwhile were never
--- resumed. A wrapper's close wakes them; so that a plain socket's own close() does too,
--- LuaSocket's close closes the wrapper asok made for it (which then closes the socket).
-local registry = debug.getregistry()
-for _, class in ipairs({ "tcp{master}", "tcp{client}", "tcp{server}", "udp{unconnected}", "udp{connected}" }) do
-  local methods = type(registry[class]) == "table" and registry[class].__index
-  local close = type(methods) == "table" and methods.close
-  if close then
-    methods.close = function(self, ...)
-      local w = wrappers[self]
-      if not w then return close(self, ...) end
-      wrappers[self] = nil
-      return w:close()
-    end
-  end
-end
+-- resumed: a wrapper's close wakes them, and so does LuaSocket's own close() of a wrapped
+-- socket (corio.wrap sees to it).
 
 return asok

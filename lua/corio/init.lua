@@ -24,11 +24,16 @@ local corio = {
   udp6 = core.udp6,
   unix = core.unix,        -- stream socket on a path
   wrap = core.wrap,        -- wrap(luasocket_socket) -> the same, async; the original as .socket
+  setlimit = core.setlimit,  -- setlimit(bytes): default line limit of every socket (math.huge: none)
 }
 
--- connect(host, port [, laddr [, lport]]) -> client | nil, message
-function corio.connect(host, port, laddr, lport)
-  local sock, err = corio.tcp()
+-- connect(host, port [, laddr [, lport [, family]]]) -> client | nil, message, as LuaSocket's
+-- socket.connect: family "inet", "inet6" or "unspec" (any: each address in turn).
+local makers = { unspec = core.tcp, inet = core.tcp4, inet6 = core.tcp6 }
+function corio.connect(host, port, laddr, lport, family)
+  local make = makers[family or "unspec"]
+  if not make then error(("bad argument #5 to 'connect' (invalid option '%s')"):format(tostring(family)), 2) end
+  local sock, err = make()
   if not sock then return nil, err end
   local ok
   if laddr then
@@ -39,6 +44,8 @@ function corio.connect(host, port, laddr, lport)
   if not ok then sock:close() return nil, err end
   return sock
 end
+function corio.connect4(host, port, laddr, lport) return corio.connect(host, port, laddr, lport, "inet") end
+function corio.connect6(host, port, laddr, lport) return corio.connect(host, port, laddr, lport, "inet6") end
 
 -- bind(host, port [, backlog]) -> server | nil, message (reuseaddr; the system's maximum backlog)
 -- reuseaddr only counts if set before bind, and a tcp() socket gets its descriptor at bind:
@@ -52,7 +59,7 @@ function corio.bind(host, port, backlog)
     sock:setoption("reuseaddr", true)
     local ok
     ok, err = sock:bind(host, port)
-    if ok then ok, err = sock:listen(backlog) end
+    if ok then ok, err = sock:listen(backlog or math.huge) end
     if ok then return sock end
     sock:close()
     first = first or err

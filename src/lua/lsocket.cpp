@@ -1,11 +1,15 @@
-// The socket object: classes (LuaSocket's tcp{master} ... udp{connected}), creation,
-// the methods every class shares, error words, and name resolution before bind/connect.
+// The socket object: classes (LuaSocket's tcp{master} ... udp{connected}, unixstream{...}),
+// creation, the methods every class shares, error words, and bind/connect through the
+// engine's ConnectOp.
 #include "lsocket.hpp"
 
+#include <corio/connect_op.hpp>
 #include <corio/resolver.hpp>
 
 #include <cerrno>
+#include <cmath>
 #include <cstring>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <new>
 #include <sys/socket.h>
@@ -21,50 +25,40 @@ const char* registry_name(Kind k, Role r) {
     case Kind::tcp:
       return r == Role::client ? "corio.tcp{client}" : r == Role::server ? "corio.tcp{server}" : "corio.tcp{master}";
     case Kind::unix_stream:
-      return r == Role::client ? "corio.unix{client}" : r == Role::server ? "corio.unix{server}" : "corio.unix{master}";
+      return r == Role::client   ? "corio.unixstream{client}"
+             : r == Role::server ? "corio.unixstream{server}"
+                                 : "corio.unixstream{master}";
     case Kind::udp:
       return r == Role::connected ? "corio.udp{connected}" : "corio.udp{unconnected}";
   }
   return "corio.?";
 }
 
-// The class as LuaSocket names it ("tcp{client}"): sock.class and tostring(sock).
-const char* class_name(Kind k, Role r) { return registry_name(k, r) + 6; }
+const char* group_name(Kind k) { return k == Kind::tcp ? "tcp{any}" : k == Kind::udp ? "udp{any}" : "unixstream{any}"; }
 
 // ---- methods every class has ----
 
+// close(): wakes every thread waiting on the socket (a connect still resolving its name
+// too) with nil, "closed"; the object stays valid.
 int l_close(lua_State* L) {
-  LSocket* s = check_socket(L, 1);
-  s->sock->close();  // wakes every thread waiting on it with nil, "closed"
-  // And those still waiting for a name. The list is taken first: a woken thread may
-  // start another lookup on this socket, which this close must not end (nor loop on).
-  ResolveThen* list = s->resolving;
-  s->resolving = nullptr;
-  for (ResolveThen* r = list; r; r = r->next_resolving) {
-    Resolver::current().cancel(r->resolver_id);
-    r->resolver_id = 0;
-    r->owner = nullptr;
-  }
-  while (ResolveThen* r = list) {
-    list = r->next_resolving;
-    r->next_resolving = nullptr;
-    r->resolve_error = Error::closed;
-    r->finish();
-  }
-  lua_pushinteger(L, 1);
+  check_socket(L, 1)->sock->close();
+  lua_pushnumber(L, 1);
   return 1;
 }
 
 int l_getfd(lua_State* L) {
-  lua_pushinteger(L, check_socket(L, 1)->sock->fd());
+  lua_pushnumber(L, check_socket(L, 1)->sock->fd());
   return 1;
 }
 
+// setfd(fd): "very dangerous" in LuaSocket's words. The old descriptor is left open (its
+// new owner's: setfd(-1) hands a descriptor over) and what was buffered stays; threads
+// waiting on the old one wake with "closed".
 int l_setfd(lua_State* L) {
   LSocket* s = check_socket(L, 1);
-  lua_Integer fd = luaL_checkinteger(L, 2);
-  s->sock->close();
-  if (fd >= 0) s->sock->adopt(static_cast<int>(fd));
+  auto fd = static_cast<int>(luaL_checknumber(L, 2));
+  s->sock->detach();
+  if (fd >= 0) s->sock->adopt(fd);
   return 0;
 }
 
@@ -74,28 +68,42 @@ int l_dirty(lua_State* L) {
   return 1;
 }
 
-// settimeout(seconds [, mode]): the longest a thread waits in one call; nil or < 0: no limit.
+// settimeout(seconds [, "b" | "t"]): the block and total timeouts, kept apart as LuaSocket
+// keeps them; nil or negative: none.
 int l_settimeout(lua_State* L) {
   LSocket* s = check_socket(L, 1);
   double t = luaL_optnumber(L, 2, -1);
-  luaL_optstring(L, 3, "b");
-  if (t < 0)
-    s->timeout.reset();
-  else
-    s->timeout = from_seconds(t);
-  lua_pushinteger(L, 1);
+  const char* mode = luaL_optstring(L, 3, "b");
+  switch (*mode) {
+    case 'b':
+      s->block = t;
+      break;
+    case 'r':
+    case 't':
+      s->total = t;
+      break;
+    default:
+      return luaL_argerror(L, 3, "invalid timeout mode");
+  }
+  lua_pushnumber(L, 1);
   return 1;
 }
 
 int l_gettimeout(lua_State* L) {
   LSocket* s = check_socket(L, 1);
-  lua_pushnumber(L, s->timeout ? to_seconds(*s->timeout) : -1);
-  lua_pushnumber(L, -1);
+  lua_pushnumber(L, s->block);
+  lua_pushnumber(L, s->total);
   return 2;
 }
 
-int l_getstats(lua_State* L) {
+// tcp and unixstream clients (as LuaSocket), and udp sockets (corio's own).
+LSocket* check_stats(lua_State* L) {
   LSocket* s = check_socket(L, 1);
+  return s->kind == Kind::udp ? s : check_role(L, 1, Role::client);
+}
+
+int l_getstats(lua_State* L) {
+  LSocket* s = check_stats(L);
   lua_pushnumber(L, static_cast<lua_Number>(s->sock->bytes_in));
   lua_pushnumber(L, static_cast<lua_Number>(s->sock->bytes_out));
   lua_pushnumber(L, to_seconds(Loop::now() - s->created));
@@ -103,52 +111,62 @@ int l_getstats(lua_State* L) {
 }
 
 int l_setstats(lua_State* L) {
-  LSocket* s = check_socket(L, 1);
+  LSocket* s = check_stats(L);
   s->sock->bytes_in = static_cast<std::uint64_t>(luaL_optnumber(L, 2, static_cast<lua_Number>(s->sock->bytes_in)));
   s->sock->bytes_out = static_cast<std::uint64_t>(luaL_optnumber(L, 3, static_cast<lua_Number>(s->sock->bytes_out)));
-  if (!lua_isnoneornil(L, 4)) s->created = Loop::now() - from_seconds(luaL_checknumber(L, 4));
-  lua_pushinteger(L, 1);
+  if (lua_isnumber(L, 4)) s->created = Loop::now() - from_seconds(lua_tonumber(L, 4));
+  lua_pushnumber(L, 1);
   return 1;
 }
 
+// The family names getpeername/getsockname give ("inet"); getfamily says "inet4".
 const char* family_name(int family) {
-  return family == AF_INET6 ? "inet6" : family == AF_UNIX ? "unix" : family == AF_INET ? "inet" : "unspec";
+  return family == AF_INET6 ? "inet6" : family == AF_INET ? "inet" : family == AF_UNSPEC ? "unspec" : "unknown";
 }
 
-int push_address(lua_State* L, const Address& a) {
-  if (a.family() == AF_UNIX) {
-    lua_pushstring(L, a.ip().c_str());
-    return 1;
-  }
+// ip, port, family; LuaSocket gives getsockname's port as a string, getpeername's as a number.
+int name_of(lua_State* L, LSocket* s, bool peer) {
+  Address a;
+  int fd = s->sock->fd();
+  int r = peer ? getpeername(fd, a.data(), a.size_ptr()) : getsockname(fd, a.data(), a.size_ptr());
+  if (r != 0) return push_error(L, {errno, std::generic_category()});
   lua_pushstring(L, a.ip().c_str());
-  lua_pushinteger(L, a.port());
-  lua_pushstring(L, family_name(a.family()));
+  if (s->kind == Kind::unix_stream) return 1;
+  if (peer)
+    lua_pushinteger(L, a.port());
+  else
+    lua_pushstring(L, std::to_string(a.port()).c_str());
+  lua_pushstring(L, family_name(s->family));
   return 3;
 }
 
-int name_of(lua_State* L, bool peer) {
+int l_getsockname(lua_State* L) { return name_of(L, check_socket(L, 1), false); }
+int l_getpeername(lua_State* L) {
   LSocket* s = check_socket(L, 1);
-  Address a;
-  int r = peer ? getpeername(s->sock->fd(), a.data(), a.size_ptr()) : getsockname(s->sock->fd(), a.data(), a.size_ptr());
-  if (r != 0) return push_error(L, {errno, std::generic_category()});
-  return push_address(L, a);
+  if (s->kind == Kind::udp) check_role(L, 1, Role::connected);
+  return name_of(L, s, true);
 }
 
-int l_getsockname(lua_State* L) { return name_of(L, false); }
-int l_getpeername(lua_State* L) { return name_of(L, true); }
-
 int l_getfamily(lua_State* L) {
-  lua_pushstring(L, family_name(check_socket(L, 1)->family));
+  LSocket* s = check_socket(L, 1);
+  lua_pushstring(L, s->kind == Kind::unix_stream ? "unix" : s->family == AF_INET6 ? "inet6" : "inet4");
   return 1;
+}
+
+// A rate in bytes per second: nil, 0 or negative is unlimited, math.huge too.
+double check_rate(lua_State* L, int idx) {
+  lua_Number n = luaL_optnumber(L, idx, 0);
+  luaL_argcheck(L, !std::isnan(n), idx, "rate is not a number");
+  return n;
 }
 
 // setthrottle(receive_bps, send_bps): nil for a direction means unlimited.
 int l_setthrottle(lua_State* L) {
   LSocket* s = check_socket(L, 1);
-  double rx = luaL_optnumber(L, 2, 0), tx = luaL_optnumber(L, 3, 0);
+  double rx = check_rate(L, 2), tx = check_rate(L, 3);
   s->sock->throttle(Direction::read).set_rate(rx, Loop::now());
   s->sock->throttle(Direction::write).set_rate(tx, Loop::now());
-  lua_pushinteger(L, 1);
+  lua_pushnumber(L, 1);
   return 1;
 }
 
@@ -165,15 +183,11 @@ int l_getthrottle(lua_State* L) {
   return 2;
 }
 
-// setlimit(bytes): the longest line, and from now on "*a" read, this socket buffers.
-int l_setlimit(lua_State* L) {
-  LSocket* s = check_socket(L, 1);
-  lua_Integer n = luaL_checkinteger(L, 2);
-  luaL_argcheck(L, n > 0, 2, "limit must be positive");
-  s->sock->limit = static_cast<std::size_t>(n);
-  s->sock->limit_all = true;
-  lua_pushinteger(L, 1);
-  return 1;
+// corio.setlimit(bytes): the process-wide default line limit (1 MiB) of sockets without
+// their own; math.huge: none, for code that reads huge lines.
+int l_default_limit(lua_State* L) {
+  Socket::set_default_limit(check_bytes(L, 1));
+  return 0;
 }
 
 int l_tostring(lua_State* L) {
@@ -192,14 +206,16 @@ int l_gc(lua_State* L) {
 }
 
 const luaL_Reg kCommon[] = {
-    {"close", l_close},           {"getfd", l_getfd},         {"setfd", l_setfd},
+    {"close", l_close},           {"getfd", l_getfd},           {"setfd", l_setfd},
     {"dirty", l_dirty},           {"settimeout", l_settimeout}, {"gettimeout", l_gettimeout},
-    {"getstats", l_getstats},     {"setstats", l_setstats},   {"setoption", l_setoption},
-    {"getoption", l_getoption},   {"getsockname", l_getsockname}, {"getfamily", l_getfamily},
-    {"setthrottle", l_setthrottle}, {"setlimit", l_setlimit},
-    {"getthrottle", l_getthrottle}, {nullptr, nullptr},
+    {"setoption", l_setoption},   {"getoption", l_getoption},   {"getsockname", l_getsockname},
+    {"getpeername", l_getpeername}, {"getfamily", l_getfamily}, {"setthrottle", l_setthrottle},
+    {"getthrottle", l_getthrottle}, {"getstats", l_getstats},   {"setstats", l_setstats},
+    {nullptr, nullptr},
 };
 
+// One metatable per class; as in LuaSocket every class of a kind has all the kind's methods,
+// and those meant for another class raise LuaSocket's error.
 void new_class(lua_State* L, Kind k, Role r) {
   luaL_newmetatable(L, registry_name(k, r));
   lua_pushboolean(L, 1);
@@ -215,22 +231,17 @@ void new_class(lua_State* L, Kind k, Role r) {
   lua_newtable(L);  // methods; the runtime (every method's upvalue) is at -3
   lua_pushvalue(L, -3);
   luaL_setfuncs(L, kCommon, 1);
-  if (r == Role::client || r == Role::connected) {
-    lua_pushvalue(L, -3);
-    lua_pushcclosure(L, l_getpeername, 1);
-    lua_setfield(L, -2, "getpeername");
-  }
   if (k == Kind::udp)
-    add_datagram_methods(L, r);
+    add_datagram_methods(L);
   else
-    add_stream_methods(L, r);
+    add_stream_methods(L);
   lua_pushstring(L, class_name(k, r));
   lua_setfield(L, -2, "class");
   lua_setfield(L, -2, "__index");
   lua_pop(L, 1);
 }
 
-// corio.tcp() (family chosen at bind/connect), corio.tcp6(), corio.udp(), corio.udp6(), corio.unix()
+// corio.tcp() (family chosen at bind/connect), tcp4(), tcp6(), udp(), udp4(), udp6(), unix()
 int create(lua_State* L, Kind k, int family) {
   int fd = -1;
   if (family != AF_UNSPEC) {
@@ -254,13 +265,54 @@ int l_udp6(lua_State* L) { return create(L, Kind::udp, AF_INET6); }
 int l_unix(lua_State* L) { return create(L, Kind::unix_stream, AF_UNIX); }
 
 const luaL_Reg kConstructors[] = {
-    {"tcp", l_tcp}, {"tcp4", l_tcp4}, {"tcp6", l_tcp6}, {"udp", l_udp},
-    {"udp4", l_udp4}, {"udp6", l_udp6}, {"unix", l_unix}, {nullptr, nullptr},
+    {"tcp", l_tcp},   {"tcp4", l_tcp4}, {"tcp6", l_tcp6}, {"udp", l_udp},
+    {"udp4", l_udp4}, {"udp6", l_udp6}, {"unix", l_unix}, {"setlimit", l_default_limit},
+    {nullptr, nullptr},
+};
+
+// ---- bind and connect (setsockname, setpeername) ----
+
+class AddressOp final : public SocketOp<ConnectOp> {
+ public:
+  AddressOp(Runtime& rt, LSocket* s, bool bind) : SocketOp(rt), s_(s), bind_(bind) {}
+
+  int push(lua_State* L) override {
+    if (!error) s_->family = socket_family();
+    // A tcp connect makes a client even when it fails, as LuaSocket's does (a
+    // non-blocking connect goes on: "timeout" now, "already connected" later).
+    bool client = !bind_ && s_->kind == Kind::tcp;
+    if (!bind_ && (client || !error)) {
+      push_anchor(L);
+      set_role(L, lua_gettop(L), s_, s_->kind == Kind::udp ? Role::connected : Role::client);
+      lua_pop(L, 1);
+    }
+    return push_status(L, error);
+  }
+
+ private:
+  int socket_family() const { return s_->sock->family(); }
+  LSocket* s_;
+  bool bind_;
 };
 
 }  // namespace
 
 // ---- shared helpers ----
+
+// A byte count that may be math.huge (no bound): SIZE_MAX then.
+std::size_t check_bytes(lua_State* L, int idx) {
+  lua_Number n = luaL_checknumber(L, idx);
+  luaL_argcheck(L, n >= 1, idx, "must be at least 1 (math.huge: no limit)");
+  return n >= 9007199254740992.0 ? SIZE_MAX : static_cast<std::size_t>(n);
+}
+
+std::optional<Duration> LSocket::timeout() const noexcept {
+  double t = block >= 0 && (total < 0 || block < total) ? block : total;
+  if (!(t >= 0)) return std::nullopt;  // none (NaN too)
+  return from_seconds(t);
+}
+
+const char* class_name(Kind k, Role r) { return registry_name(k, r) + 6; }
 
 LSocket* check_socket(lua_State* L, int idx) {
   LSocket* s = to_magic_userdata<LSocket>(L, idx);  // LWrapped starts with an LSocket too
@@ -269,11 +321,24 @@ LSocket* check_socket(lua_State* L, int idx) {
   return nullptr;
 }
 
+LSocket* check_kind(lua_State* L, int idx, Kind kind) {
+  LSocket* s = check_socket(L, idx);
+  if (s->kind != kind) luaL_argerror(L, idx, lua_pushfstring(L, "%s expected", group_name(kind)));
+  return s;
+}
+
+LSocket* check_role(lua_State* L, int idx, Role role) {
+  LSocket* s = check_socket(L, idx);
+  if (s->role != role) luaL_argerror(L, idx, lua_pushfstring(L, "%s expected", class_name(s->kind, role)));
+  return s;
+}
+
 LSocket* push_socket(lua_State* L, Runtime& rt, Kind kind, Role role, int family, int fd) {
   auto* s = static_cast<LSocket*>(new_userdata(L, sizeof(LSocket)));
   s->sock = nullptr;
   luaL_setmetatable(L, registry_name(kind, role));
-  new (s) LSocket{&rt, new Socket(rt.loop, fd), kind, role, family, family == AF_UNSPEC, std::nullopt, Loop::now()};
+  auto* engine = new Socket(rt.loop, fd);  // nothing may raise a Lua error while this is unowned
+  new (s) LSocket(&rt, engine, kind, role, family);
   return s;
 }
 
@@ -282,16 +347,6 @@ void set_role(lua_State* L, int idx, LSocket* s, Role role) {
   if (s->wrapped) return wrapped_role(s);  // a wrapper's one metatable dispatches on role
   luaL_getmetatable(L, registry_name(s->kind, role));
   lua_setmetatable(L, idx);
-}
-
-std::error_code ensure_fd(LSocket* s, int family) {
-  if (s->has_fd()) return {};
-  int fd = Socket::open(family, s->kind == Kind::udp ? SOCK_DGRAM : SOCK_STREAM);
-  if (fd < 0) return {-fd, std::generic_category()};
-  s->sock->adopt(fd, !s->wrapped);
-  s->family = family;
-  if (s->wrapped) wrapped_adopted(s);
-  return {};
 }
 
 std::string error_message(std::error_code ec) {
@@ -317,81 +372,50 @@ int push_error(lua_State* L, std::error_code ec) {
   return 2;
 }
 
-std::uint16_t check_port(lua_State* L, int idx) {
-  lua_Integer p = 0;
-  if (lua_type(L, idx) == LUA_TSTRING) {
-    char* end;
-    const char* str = lua_tostring(L, idx);
-    p = std::strtol(str, &end, 10);
-    if (*str == '\0' || *end != '\0') luaL_argerror(L, idx, "invalid port");
+int push_status(lua_State* L, std::error_code ec) {
+  if (ec) return push_error(L, ec);
+  lua_pushnumber(L, 1);
+  return 1;
+}
+
+// A port number, or a service name from /etc/services ("http"), as getaddrinfo takes it.
+std::optional<std::uint16_t> service_port(const char* port, int type) {
+  char* end;
+  long p = std::strtol(port, &end, 10);
+  if (*port != '\0' && *end == '\0') {
+    if (p < 0 || p > 65535) return std::nullopt;
+    return static_cast<std::uint16_t>(p);
+  }
+  servent se, *found = nullptr;
+  char buf[1024];
+  if (getservbyname_r(port, type == SOCK_DGRAM ? "udp" : "tcp", &se, buf, sizeof buf, &found) != 0 || !found)
+    return std::nullopt;
+  return ntohs(static_cast<std::uint16_t>(found->s_port));
+}
+
+// host_idx: the host (or the Unix path) and the port after it. LuaSocket takes the port
+// as a string or a number.
+int address_call(lua_State* L, LSocket* s, int host_idx, bool bind) {
+  ConnectOp::Target t;
+  t.type = s->kind == Kind::udp ? SOCK_DGRAM : SOCK_STREAM;
+  size_t len;
+  const char* host = luaL_checklstring(L, host_idx, &len);
+  if (s->kind == Kind::unix_stream) {
+    auto a = Address::from_path(std::string_view(host, len));
+    if (!a) return push_error(L, std::make_error_code(std::errc::filename_too_long));
+    t.address = *a;
   } else {
-    p = luaL_checkinteger(L, idx);
+    auto port = service_port(luaL_checkstring(L, host_idx + 1), t.type);
+    if (!port) return push_error(L, ResolveError::service);  // as getaddrinfo says
+    t.host.assign(host, len);
+    t.port = *port;
+    t.family = s->family;
   }
-  luaL_argcheck(L, p >= 0 && p <= 65535, idx, "port out of range");
-  return static_cast<std::uint16_t>(p);
-}
-
-int SocketOp::start(lua_State* L, SocketOp* op, LSocket* s, Direction d) {
-  if (s->sock->submit(*op, d, s->timeout)) {
-    int n = op->push(L);
-    delete op;
-    return n;
-  }
-  op->queued(L);
-  return op->wait(L);
-}
-
-// ---- name resolution ----
-
-namespace {
-
-// Waits for the resolver, then hands over to the ResolveThen operation.
-void on_resolved(ResolveThen* then, std::error_code ec, std::vector<Address> addrs) {
-  if (ec) {
-    then->resolve_error = ec;
-    then->finish();
-    return;
-  }
-  if (then->resolved(std::move(addrs))) then->finish();
-}
-
-}  // namespace
-
-int resolve_and(lua_State* L, LSocket* s, const char* host, std::uint16_t port, int family, ResolveThen* then) {
-  if (auto a = Address::from_ip(host, port, family)) {
-    if (then->resolved({*a})) {
-      int n = then->push(L);
-      delete then;
-      return n;
-    }
-    return then->wait(L);
-  }
-  then->resolver_id = Resolver::current().resolve(
-      host, port, family, [then](std::error_code ec, std::vector<Address> addrs) {
-        then->resolver_id = 0;
-        then->end_lookup();
-        on_resolved(then, ec, std::move(addrs));
-      });
-  then->owner = s;
-  then->next_resolving = s->resolving;
-  s->resolving = then;
-  return then->wait(L);
-}
-
-void ResolveThen::end_lookup() noexcept {
-  if (!owner) return;
-  for (ResolveThen** p = &owner->resolving; *p; p = &(*p)->next_resolving)
-    if (*p == this) {
-      *p = next_resolving;
-      break;
-    }
-  owner = nullptr;
-  next_resolving = nullptr;
-}
-
-ResolveThen::~ResolveThen() {
-  if (resolver_id) Resolver::current().cancel(resolver_id);
-  end_lookup();
+  auto* op = new AddressOp(*s->rt, s, bind);
+  op->anchor(L, 1);  // its class changes when it connects
+  bool done = op->start(*s->sock, std::move(t), bind ? ConnectOp::Action::bind : ConnectOp::Action::connect,
+                        s->timeout());
+  return op->settle(L, done);
 }
 
 void register_sockets(lua_State* L) {

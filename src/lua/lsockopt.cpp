@@ -1,4 +1,6 @@
-// setoption / getoption: LuaSocket's option names and value shapes.
+// setoption / getoption: LuaSocket's option names per class, value shapes, argument checks
+// and words (src/options.c of LuaSocket 3.1). Options are set through the engine, which
+// applies them again to a descriptor it renews (a connect's next attempt).
 #include "lsocket.hpp"
 
 #include <arpa/inet.h>
@@ -20,116 +22,192 @@ struct Option {
   Shape shape;
 };
 
-const Option kOptions[] = {
+// What each class takes; LuaSocket refuses the others as "unsupported option".
+const Option kTcpSet[] = {
     {"keepalive", SOL_SOCKET, SO_KEEPALIVE, Shape::boolean},
     {"reuseaddr", SOL_SOCKET, SO_REUSEADDR, Shape::boolean},
     {"reuseport", SOL_SOCKET, SO_REUSEPORT, Shape::boolean},
-    {"dontroute", SOL_SOCKET, SO_DONTROUTE, Shape::boolean},
-    {"broadcast", SOL_SOCKET, SO_BROADCAST, Shape::boolean},
-    {"linger", SOL_SOCKET, SO_LINGER, Shape::linger},
-    {"recv-buffer-size", SOL_SOCKET, SO_RCVBUF, Shape::integer},
-    {"send-buffer-size", SOL_SOCKET, SO_SNDBUF, Shape::integer},
-    {"error", SOL_SOCKET, SO_ERROR, Shape::error},
     {"tcp-nodelay", IPPROTO_TCP, TCP_NODELAY, Shape::boolean},
     {"tcp-keepidle", IPPROTO_TCP, TCP_KEEPIDLE, Shape::integer},
     {"tcp-keepcnt", IPPROTO_TCP, TCP_KEEPCNT, Shape::integer},
     {"tcp-keepintvl", IPPROTO_TCP, TCP_KEEPINTVL, Shape::integer},
+    {"ipv6-v6only", IPPROTO_IPV6, IPV6_V6ONLY, Shape::boolean},
+    {"linger", SOL_SOCKET, SO_LINGER, Shape::linger},
+    {"recv-buffer-size", SOL_SOCKET, SO_RCVBUF, Shape::integer},
+    {"send-buffer-size", SOL_SOCKET, SO_SNDBUF, Shape::integer},
     {"tcp-defer-accept", IPPROTO_TCP, TCP_DEFER_ACCEPT, Shape::integer},
     {"tcp-fastopen", IPPROTO_TCP, TCP_FASTOPEN, Shape::integer},
     {"tcp-fastopen-connect", IPPROTO_TCP, TCP_FASTOPEN_CONNECT, Shape::boolean},
-    {"ipv6-v6only", IPPROTO_IPV6, IPV6_V6ONLY, Shape::boolean},
+    {nullptr, 0, 0, Shape::error},
+};
+const Option kTcpGet[] = {
+    {"keepalive", SOL_SOCKET, SO_KEEPALIVE, Shape::boolean},
+    {"reuseaddr", SOL_SOCKET, SO_REUSEADDR, Shape::boolean},
+    {"reuseport", SOL_SOCKET, SO_REUSEPORT, Shape::boolean},
+    {"tcp-nodelay", IPPROTO_TCP, TCP_NODELAY, Shape::boolean},
+    {"tcp-keepidle", IPPROTO_TCP, TCP_KEEPIDLE, Shape::integer},
+    {"tcp-keepcnt", IPPROTO_TCP, TCP_KEEPCNT, Shape::integer},
+    {"tcp-keepintvl", IPPROTO_TCP, TCP_KEEPINTVL, Shape::integer},
+    {"linger", SOL_SOCKET, SO_LINGER, Shape::linger},
+    {"error", SOL_SOCKET, SO_ERROR, Shape::error},
+    {"recv-buffer-size", SOL_SOCKET, SO_RCVBUF, Shape::integer},
+    {"send-buffer-size", SOL_SOCKET, SO_SNDBUF, Shape::integer},
+    {nullptr, 0, 0, Shape::error},
+};
+// ipv6-multicast-hops is IPV6_MULTICAST_HOPS (LuaSocket 3.1 sets the unicast hops by mistake).
+const Option kUdpSet[] = {
+    {"dontroute", SOL_SOCKET, SO_DONTROUTE, Shape::boolean},
+    {"broadcast", SOL_SOCKET, SO_BROADCAST, Shape::boolean},
+    {"reuseaddr", SOL_SOCKET, SO_REUSEADDR, Shape::boolean},
+    {"reuseport", SOL_SOCKET, SO_REUSEPORT, Shape::boolean},
+    {"ip-multicast-if", IPPROTO_IP, IP_MULTICAST_IF, Shape::address},
+    {"ip-multicast-ttl", IPPROTO_IP, IP_MULTICAST_TTL, Shape::integer},
+    {"ip-multicast-loop", IPPROTO_IP, IP_MULTICAST_LOOP, Shape::boolean},
+    {"ip-add-membership", IPPROTO_IP, IP_ADD_MEMBERSHIP, Shape::membership},
+    {"ip-drop-membership", IPPROTO_IP, IP_DROP_MEMBERSHIP, Shape::membership},
     {"ipv6-unicast-hops", IPPROTO_IPV6, IPV6_UNICAST_HOPS, Shape::integer},
     {"ipv6-multicast-hops", IPPROTO_IPV6, IPV6_MULTICAST_HOPS, Shape::integer},
     {"ipv6-multicast-loop", IPPROTO_IPV6, IPV6_MULTICAST_LOOP, Shape::boolean},
     {"ipv6-add-membership", IPPROTO_IPV6, IPV6_ADD_MEMBERSHIP, Shape::membership6},
     {"ipv6-drop-membership", IPPROTO_IPV6, IPV6_DROP_MEMBERSHIP, Shape::membership6},
-    {"ip-multicast-ttl", IPPROTO_IP, IP_MULTICAST_TTL, Shape::integer},
-    {"ip-multicast-loop", IPPROTO_IP, IP_MULTICAST_LOOP, Shape::boolean},
+    {"ipv6-v6only", IPPROTO_IPV6, IPV6_V6ONLY, Shape::boolean},
+    {"recv-buffer-size", SOL_SOCKET, SO_RCVBUF, Shape::integer},
+    {"send-buffer-size", SOL_SOCKET, SO_SNDBUF, Shape::integer},
+    {nullptr, 0, 0, Shape::error},
+};
+const Option kUdpGet[] = {
+    {"dontroute", SOL_SOCKET, SO_DONTROUTE, Shape::boolean},
+    {"broadcast", SOL_SOCKET, SO_BROADCAST, Shape::boolean},
+    {"reuseaddr", SOL_SOCKET, SO_REUSEADDR, Shape::boolean},
+    {"reuseport", SOL_SOCKET, SO_REUSEPORT, Shape::boolean},
     {"ip-multicast-if", IPPROTO_IP, IP_MULTICAST_IF, Shape::address},
-    {"ip-add-membership", IPPROTO_IP, IP_ADD_MEMBERSHIP, Shape::membership},
-    {"ip-drop-membership", IPPROTO_IP, IP_DROP_MEMBERSHIP, Shape::membership},
+    {"ip-multicast-loop", IPPROTO_IP, IP_MULTICAST_LOOP, Shape::boolean},
+    {"error", SOL_SOCKET, SO_ERROR, Shape::error},
+    {"ipv6-unicast-hops", IPPROTO_IPV6, IPV6_UNICAST_HOPS, Shape::integer},
+    {"ipv6-multicast-hops", IPPROTO_IPV6, IPV6_MULTICAST_HOPS, Shape::integer},
+    {"ipv6-multicast-loop", IPPROTO_IPV6, IPV6_MULTICAST_LOOP, Shape::boolean},
+    {"ipv6-v6only", IPPROTO_IPV6, IPV6_V6ONLY, Shape::boolean},
+    {"recv-buffer-size", SOL_SOCKET, SO_RCVBUF, Shape::integer},
+    {"send-buffer-size", SOL_SOCKET, SO_SNDBUF, Shape::integer},
+    {nullptr, 0, 0, Shape::error},
+};
+// unixstream: LuaSocket sets these three; getting them (and "error") is corio's own.
+const Option kUnix[] = {
+    {"keepalive", SOL_SOCKET, SO_KEEPALIVE, Shape::boolean},
+    {"reuseaddr", SOL_SOCKET, SO_REUSEADDR, Shape::boolean},
+    {"linger", SOL_SOCKET, SO_LINGER, Shape::linger},
+    {nullptr, 0, 0, Shape::error},
+};
+const Option kUnixGet[] = {
+    {"keepalive", SOL_SOCKET, SO_KEEPALIVE, Shape::boolean},
+    {"reuseaddr", SOL_SOCKET, SO_REUSEADDR, Shape::boolean},
+    {"linger", SOL_SOCKET, SO_LINGER, Shape::linger},
+    {"error", SOL_SOCKET, SO_ERROR, Shape::error},
+    {nullptr, 0, 0, Shape::error},
 };
 
-const Option& check_option(lua_State* L, int idx) {
-  const char* name = luaL_checkstring(L, idx);
-  for (const Option& o : kOptions)
-    if (std::strcmp(o.name, name) == 0) return o;
-  luaL_argerror(L, idx, lua_pushfstring(L, "unsupported option `%s'", name));
-  return kOptions[0];
+const Option& check_option(lua_State* L, const Option* table) {
+  const char* name = luaL_checkstring(L, 2);
+  for (const Option* o = table; o->name; ++o)
+    if (std::strcmp(o->name, name) == 0) return *o;
+  luaL_argerror(L, 2, lua_pushfstring(L, "unsupported option `%s'", name));
+  return *table;
 }
 
-int result(lua_State* L, int r) {
-  if (r != 0) return push_error(L, {errno, std::generic_category()});
-  lua_pushinteger(L, 1);
-  return 1;
+int failed(lua_State* L, const char* what) {
+  lua_pushnil(L);
+  lua_pushstring(L, what);
+  return 2;
 }
 
-in_addr check_ipv4(lua_State* L, const char* s, int idx) {
-  in_addr a{};
-  if (inet_pton(AF_INET, s, &a) != 1) luaL_argerror(L, idx, "invalid IP address");
-  return a;
+// A field of the table at 3 that must have a type (LuaSocket's checks and words).
+void field(lua_State* L, const char* name, bool ok(lua_State*, int), const char* msg) {
+  lua_getfield(L, 3, name);
+  if (!ok(L, -1)) luaL_argerror(L, 3, msg);
+}
+bool is_boolean(lua_State* L, int i) { return lua_isboolean(L, i); }
+bool is_number(lua_State* L, int i) { return lua_isnumber(L, i) != 0; }
+bool is_string(lua_State* L, int i) { return lua_isstring(L, i) != 0; }
+
+// "boolean expected, got number", as LuaSocket's auxiliar_typeerror words it.
+void type_error(lua_State* L, int idx, int type) {
+  luaL_argerror(L, idx, lua_pushfstring(L, "%s expected, got %s", lua_typename(L, type), luaL_typename(L, idx)));
+}
+
+void check_table(lua_State* L) {
+  if (!lua_istable(L, 3)) type_error(L, 3, LUA_TTABLE);
 }
 
 }  // namespace
 
 int l_setoption(lua_State* L) {
   LSocket* s = check_socket(L, 1);
-  const Option& o = check_option(L, 2);
-  int fd = s->sock->fd();
+  const Option& o = check_option(L, s->kind == Kind::tcp ? kTcpSet : s->kind == Kind::udp ? kUdpSet : kUnix);
+  auto set = [L, s, &o](const void* v, socklen_t len) {
+    if (s->sock->set_option(o.level, o.opt, v, len)) return failed(L, "setsockopt failed");  // whatever the reason
+    lua_pushnumber(L, 1);
+    return 1;
+  };
   switch (o.shape) {
     case Shape::boolean: {
+      if (!lua_isboolean(L, 3)) type_error(L, 3, LUA_TBOOLEAN);
       int v = lua_toboolean(L, 3);
-      return result(L, setsockopt(fd, o.level, o.opt, &v, sizeof v));
+      return set(&v, sizeof v);
     }
     case Shape::integer: {
-      int v = static_cast<int>(luaL_checkinteger(L, 3));
-      return result(L, setsockopt(fd, o.level, o.opt, &v, sizeof v));
+      auto v = static_cast<int>(lua_tonumber(L, 3));
+      return set(&v, sizeof v);
     }
     case Shape::linger: {
-      luaL_checktype(L, 3, LUA_TTABLE);
+      check_table(L);
       linger li{};
-      lua_getfield(L, 3, "on");
+      field(L, "on", is_boolean, "boolean 'on' field expected");
       li.l_onoff = lua_toboolean(L, -1);
-      lua_getfield(L, 3, "timeout");
-      li.l_linger = static_cast<int>(lua_tointeger(L, -1));
-      lua_pop(L, 2);
-      return result(L, setsockopt(fd, o.level, o.opt, &li, sizeof li));
+      field(L, "timeout", is_number, "number 'timeout' field expected");
+      li.l_linger = static_cast<int>(lua_tonumber(L, -1));
+      return set(&li, sizeof li);
     }
     case Shape::address: {
-      in_addr a = check_ipv4(L, luaL_checkstring(L, 3), 3);
-      return result(L, setsockopt(fd, o.level, o.opt, &a, sizeof a));
+      const char* ip = luaL_checkstring(L, 3);
+      in_addr a{};
+      a.s_addr = htonl(INADDR_ANY);
+      if (std::strcmp(ip, "*") != 0 && !inet_aton(ip, &a)) luaL_argerror(L, 3, "ip expected");
+      return set(&a, sizeof a);
     }
     case Shape::membership: {
-      luaL_checktype(L, 3, LUA_TTABLE);
+      check_table(L);
       ip_mreq m{};
-      lua_getfield(L, 3, "multiaddr");
-      m.imr_multiaddr = check_ipv4(L, luaL_checkstring(L, -1), 3);
-      lua_getfield(L, 3, "interface");
-      const char* itf = luaL_optstring(L, -1, "*");
-      if (std::strcmp(itf, "*") != 0) m.imr_interface = check_ipv4(L, itf, 3);
-      lua_pop(L, 2);
-      return result(L, setsockopt(fd, o.level, o.opt, &m, sizeof m));
+      field(L, "multiaddr", is_string, "string 'multiaddr' field expected");
+      if (!inet_aton(lua_tostring(L, -1), &m.imr_multiaddr)) luaL_argerror(L, 3, "invalid 'multiaddr' ip address");
+      field(L, "interface", is_string, "string 'interface' field expected");
+      m.imr_interface.s_addr = htonl(INADDR_ANY);
+      const char* itf = lua_tostring(L, -1);
+      if (std::strcmp(itf, "*") != 0 && !inet_aton(itf, &m.imr_interface))
+        luaL_argerror(L, 3, "invalid 'interface' ip address");
+      return set(&m, sizeof m);
     }
     case Shape::membership6: {
-      luaL_checktype(L, 3, LUA_TTABLE);
+      check_table(L);
       ipv6_mreq m{};
-      lua_getfield(L, 3, "multiaddr");
-      if (inet_pton(AF_INET6, luaL_checkstring(L, -1), &m.ipv6mr_multiaddr) != 1)
-        return luaL_argerror(L, 3, "invalid IPv6 address");
+      field(L, "multiaddr", is_string, "string 'multiaddr' field expected");
+      if (inet_pton(AF_INET6, lua_tostring(L, -1), &m.ipv6mr_multiaddr) != 1)
+        luaL_argerror(L, 3, "invalid 'multiaddr' ip address");
       lua_getfield(L, 3, "interface");
-      m.ipv6mr_interface = static_cast<unsigned>(luaL_optinteger(L, -1, 0));
-      lua_pop(L, 2);
-      return result(L, setsockopt(fd, o.level, o.opt, &m, sizeof m));
+      if (!lua_isnil(L, -1)) {
+        if (!lua_isnumber(L, -1)) luaL_argerror(L, 3, "number 'interface' field expected");
+        m.ipv6mr_interface = static_cast<unsigned>(lua_tonumber(L, -1));
+      }
+      return set(&m, sizeof m);
     }
     case Shape::error:
-      return luaL_argerror(L, 2, "option is read-only");
+      break;
   }
   return 0;
 }
 
 int l_getoption(lua_State* L) {
   LSocket* s = check_socket(L, 1);
-  const Option& o = check_option(L, 2);
+  const Option& o = check_option(L, s->kind == Kind::tcp ? kTcpGet : s->kind == Kind::udp ? kUdpGet : kUnixGet);
   int fd = s->sock->fd();
   switch (o.shape) {
     case Shape::boolean:
@@ -137,11 +215,11 @@ int l_getoption(lua_State* L) {
     case Shape::error: {
       int v = 0;
       socklen_t len = sizeof v;
-      if (getsockopt(fd, o.level, o.opt, &v, &len) != 0) return push_error(L, {errno, std::generic_category()});
+      if (getsockopt(fd, o.level, o.opt, &v, &len) != 0) return failed(L, "getsockopt failed");
       if (o.shape == Shape::boolean)
         lua_pushboolean(L, v != 0);
       else if (o.shape == Shape::integer)
-        lua_pushinteger(L, v);
+        lua_pushnumber(L, v);
       else if (v)
         lua_pushstring(L, error_message({v, std::generic_category()}).c_str());
       else
@@ -151,7 +229,7 @@ int l_getoption(lua_State* L) {
     case Shape::linger: {
       linger li{};
       socklen_t len = sizeof li;
-      if (getsockopt(fd, o.level, o.opt, &li, &len) != 0) return push_error(L, {errno, std::generic_category()});
+      if (getsockopt(fd, o.level, o.opt, &li, &len) != 0) return failed(L, "getsockopt failed");
       lua_createtable(L, 0, 2);
       lua_pushboolean(L, li.l_onoff);
       lua_setfield(L, -2, "on");
@@ -162,13 +240,13 @@ int l_getoption(lua_State* L) {
     case Shape::address: {
       in_addr a{};
       socklen_t len = sizeof a;
-      if (getsockopt(fd, o.level, o.opt, &a, &len) != 0) return push_error(L, {errno, std::generic_category()});
+      if (getsockopt(fd, o.level, o.opt, &a, &len) != 0) return failed(L, "getsockopt failed");
       char buf[INET_ADDRSTRLEN];
       lua_pushstring(L, inet_ntop(AF_INET, &a, buf, sizeof buf));
       return 1;
     }
     default:
-      return luaL_argerror(L, 2, "option is write-only");
+      return 0;
   }
 }
 

@@ -1,22 +1,20 @@
-// corio.wrap(luasocket_object): a LuaSocket socket (tcp master/client/server, udp) made
-// asynchronous. The wrapper is a corio socket (the same engine and methods) whose engine
-// borrows the LuaSocket object's descriptor: the object stays its owner and is kept as
-// wrapper.socket; closing the wrapper closes it too.
+// corio.wrap(luasocket_object): a LuaSocket socket (tcp master/client/server, udp,
+// unixstream) made asynchronous. The wrapper is a corio socket (the same engine and
+// methods) whose engine borrows the LuaSocket object's descriptor: the object stays its
+// owner and is kept as wrapper.socket; closing the wrapper closes it too, and closing the
+// object with LuaSocket's own close() closes the wrapper (its waiters wake with "closed").
 //
-// A fresh LuaSocket object has no descriptor (getfd() == -1) until bind/connect. The
-// wrapper then resolves the name itself (asynchronously) and creates the descriptor of
-// the address's family, handing it to the object with setfd (wrapped_adopted). Calling
-// LuaSocket's connect with timeout 0 instead would resolve the name with a blocking
-// getaddrinfo.
+// A fresh LuaSocket object has no descriptor (getfd() == -1) until bind/connect. The engine
+// then resolves the name itself (asynchronously) and makes the descriptor of the address's
+// family, which it hands to the object (Socket::Owner::replaced -> setfd); likewise the
+// fresh descriptor of each further connect attempt.
 //
 // Lua calls on the object go through a thread of the wrapper's own, never the caller's:
 // the engine may need them from a loop callback or from a push() onto a yielded thread.
-// They may nest (the object's close, patched by corio.asok, closing the wrapper), so they
-// leave that thread's stack as they found it and find the object in a weak table (kObjects,
-// keyed by that thread): the wrapper's uservalue keeps it, and nothing else must.
+// They may nest (the object's close closing the wrapper), so they leave that thread's stack
+// as they found it and find the object in a weak table (kObjects, keyed by that thread):
+// the wrapper's uservalue keeps it, and nothing else must.
 #include "lsocket.hpp"
-
-#include "../net/accept.hpp"
 
 #include <cstring>
 #include <new>
@@ -26,9 +24,20 @@
 
 namespace corio::lua {
 
-struct Wrapped {
+namespace {
+void call_setfd(lua_State* T, int fd);
+}
+
+struct Wrapped final : Socket::Owner {
   lua_State* T;      // calls on the object run here; anchored in the uservalue
   Role synced_role;  // the object's class follows the wrapper's role (master -> client ...)
+
+  Wrapped(lua_State* t, Role r) : T(t), synced_role(r) {}
+  // The engine made a fresh descriptor: the object takes it; the old one was the object's.
+  void replaced(int old_fd, int new_fd) override {
+    if (old_fd >= 0) ::close(old_fd);
+    call_setfd(T, new_fd);
+  }
 };
 
 namespace {
@@ -39,54 +48,54 @@ struct LWrapped {
 };
 
 const char* const kMeta = "corio.wrapped";
-const char* const kObjects = "corio.wrapped.objects";  // thread -> object, weak values
+const char* const kObjects = "corio.wrapped.objects";    // thread -> object, weak values
+const char* const kWrappers = "corio.wrapped.wrappers";  // object -> wrapper, weak
 
-// objects[w.T] = the value at the top of L (popped).
-void set_object(lua_State* L, lua_State* T) {
-  lua_getfield(L, LUA_REGISTRYINDEX, kObjects);
-  lua_pushlightuserdata(L, T);
+// table[key] = the value at the top of L (popped), for the registry table `name`.
+void set_weak(lua_State* L, const char* name, int key) {
+  key = abs_index(L, key);
+  lua_getfield(L, LUA_REGISTRYINDEX, name);
+  lua_pushvalue(L, key);
   lua_pushvalue(L, -3);
   lua_rawset(L, -3);
   lua_pop(L, 2);
 }
 
-// LuaSocket's class names, which are also its registry names.
-const char* luasocket_class(Kind k, Role r) {
-  if (k == Kind::udp) return r == Role::connected ? "udp{connected}" : "udp{unconnected}";
-  return r == Role::client ? "tcp{client}" : r == Role::server ? "tcp{server}" : "tcp{master}";
+// objects[T] = the value at the top of L (popped).
+void set_object(lua_State* L, lua_State* T) {
+  lua_pushlightuserdata(L, T);
+  lua_insert(L, -2);
+  set_weak(L, kObjects, -2);
+  lua_pop(L, 1);
 }
 
+// LuaSocket's class names, which are also its registry names.
+const char* luasocket_class(Kind k, Role r) { return class_name(k, r); }
+
 bool parse_class(const char* c, Kind& k, Role& r) {
-  static const struct {
-    const char* name;
-    Kind k;
-    Role r;
-  } kClasses[] = {
-      {"tcp{master}", Kind::tcp, Role::master},       {"tcp{client}", Kind::tcp, Role::client},
-      {"tcp{server}", Kind::tcp, Role::server},       {"udp{unconnected}", Kind::udp, Role::unconnected},
-      {"udp{connected}", Kind::udp, Role::connected},
-  };
-  for (const auto& e : kClasses)
-    if (std::strcmp(c, e.name) == 0) {
-      k = e.k;
-      r = e.r;
-      return true;
+  for (Kind kind : {Kind::tcp, Kind::udp, Kind::unix_stream})
+    for (Role role : {Role::master, Role::client, Role::server, Role::unconnected, Role::connected}) {
+      if ((kind == Kind::udp) != (role == Role::unconnected || role == Role::connected)) continue;
+      if (std::strcmp(c, luasocket_class(kind, role)) == 0) {
+        k = kind;
+        r = role;
+        return true;
+      }
     }
   return false;
 }
 
-void push_object(Wrapped* w) {
-  lua_getfield(w->T, LUA_REGISTRYINDEX, kObjects);
-  lua_pushlightuserdata(w->T, w->T);
-  lua_rawget(w->T, -2);
-  lua_remove(w->T, -2);
+void push_object(lua_State* T) {
+  lua_getfield(T, LUA_REGISTRYINDEX, kObjects);
+  lua_pushlightuserdata(T, T);
+  lua_rawget(T, -2);
+  lua_remove(T, -2);
 }
 
 // object:method(args...) on the wrapper's thread, the nargs arguments pushed on it; leaves
 // nres results there. False on error (nothing left).
-bool call_on_object(Wrapped* w, const char* method, int nargs, int nres) {
-  lua_State* T = w->T;
-  push_object(w);
+bool call_on_object(lua_State* T, const char* method, int nargs, int nres) {
+  push_object(T);
   if (!lua_isuserdata(T, -1)) {
     lua_pop(T, 1 + nargs);
     return false;
@@ -99,20 +108,24 @@ bool call_on_object(Wrapped* w, const char* method, int nargs, int nres) {
   return false;
 }
 
+void call_setfd(lua_State* T, int fd) {
+  lua_pushinteger(T, fd);
+  call_on_object(T, "setfd", 1, 0);
+}
+
 int object_fd(Wrapped* w) {
   int top = lua_gettop(w->T);
   int fd = -1;
-  if (call_on_object(w, "getfd", 0, 1) && is_integer(w->T, -1)) fd = static_cast<int>(lua_tonumber(w->T, -1));
+  if (call_on_object(w->T, "getfd", 0, 1) && is_integer(w->T, -1)) fd = static_cast<int>(lua_tonumber(w->T, -1));
   lua_settop(w->T, top);
   return fd;
 }
 
 // The object's class (LuaSocket's class field, read without metamethods: any userdata may
 // be passed to wrap), as kind and role.
-bool object_class(Wrapped* w, Kind& k, Role& r) {
-  lua_State* T = w->T;
+bool object_class(lua_State* T, Kind& k, Role& r) {
   int top = lua_gettop(T);
-  push_object(w);
+  push_object(T);
   bool known = false;
   if (lua_isuserdata(T, -1) && lua_getmetatable(T, -1)) {
     lua_pushliteral(T, "__index");
@@ -127,22 +140,14 @@ bool object_class(Wrapped* w, Kind& k, Role& r) {
   return known;
 }
 
-int fd_family(int fd) {
-  int family = AF_UNSPEC;
-  socklen_t len = sizeof family;
-  if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &family, &len) != 0) family = AF_UNSPEC;
-  return family;
-}
-
 void borrow(LSocket* s, int fd) {
-  s->sock->adopt(fd, false);
-  s->family = fd_family(fd);
-  s->born_unspec = false;
+  s->sock->adopt(fd);
+  s->family = s->sock->family();
 }
 
 // Brings wrapper and object into agreement before any use: a descriptor the object got on
-// its own (LuaSocket calls on .socket) is taken up, with its class; one it closed itself
-// is let go of (the wrapper then answers nil, "closed" as LuaSocket would).
+// its own (LuaSocket calls on .socket) is taken up, with its class; one it let go of is
+// let go of (the wrapper then answers nil, "closed" as LuaSocket would).
 void sync(LSocket* s) {
   Wrapped* w = s->wrapped;
   int fd = object_fd(w);
@@ -152,7 +157,7 @@ void sync(LSocket* s) {
       borrow(s, fd);
       Kind k;
       Role r;
-      if (object_class(w, k, r) && k == s->kind) s->role = w->synced_role = r;
+      if (object_class(w->T, k, r) && k == s->kind) s->role = w->synced_role = r;
     }
   }
   if (w->synced_role != s->role) wrapped_role(s);
@@ -174,6 +179,46 @@ void push_class_method(lua_State* L, LSocket* s, const char* name) {
   lua_pop(L, 1);
 }
 
+// LuaSocket's close() of an object that has a wrapper closes the wrapper first: threads
+// waiting on it wake with "closed" instead of waiting on a descriptor number that a new
+// connection may get. Upvalues: the class's own close, the table of wrappers.
+int l_object_close(lua_State* L) {
+  lua_pushvalue(L, lua_upvalueindex(2));
+  lua_pushvalue(L, 1);
+  lua_rawget(L, -2);
+  LSocket* w = to_magic_userdata<LSocket>(L, -1);
+  if (w && w->sock && w->wrapped) w->sock->close();
+  lua_pop(L, 2);
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_insert(L, 1);
+  lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
+  return lua_gettop(L);
+}
+
+// Once per LuaSocket class present: its close goes through l_object_close.
+void patch_luasocket_close(lua_State* L) {
+  for (Kind k : {Kind::tcp, Kind::udp, Kind::unix_stream})
+    for (Role r : {Role::master, Role::client, Role::server, Role::unconnected, Role::connected}) {
+      if ((k == Kind::udp) != (r == Role::unconnected || r == Role::connected)) continue;
+      luaL_getmetatable(L, luasocket_class(k, r));
+      if (lua_istable(L, -1)) {
+        lua_getfield(L, -1, "__index");
+        if (lua_istable(L, -1)) {
+          lua_getfield(L, -1, "close");
+          if (lua_isfunction(L, -1) && lua_tocfunction(L, -1) != l_object_close) {
+            lua_getfield(L, LUA_REGISTRYINDEX, kWrappers);
+            lua_pushcclosure(L, l_object_close, 2);
+            lua_setfield(L, -2, "close");
+          } else {
+            lua_pop(L, 1);
+          }
+        }
+        lua_pop(L, 1);
+      }
+      lua_pop(L, 1);
+    }
+}
+
 // Replaces the LuaSocket object at the top of L's stack by its wrapper, or by nil, message.
 // Calls Lua only on the wrapper's thread (L may be a yielded thread being resumed).
 int push_wrapper(lua_State* L, Runtime& rt) {
@@ -181,24 +226,27 @@ int push_wrapper(lua_State* L, Runtime& rt) {
   lua_State* T = lua_newthread(L);
   lua_pushvalue(L, obj);
   set_object(L, T);
-  Wrapped w{T, Role::master};
   Kind k = Kind::tcp;
-  if (!object_class(&w, k, w.synced_role)) {
+  Role role = Role::master;
+  if (!object_class(T, k, role)) {
     lua_pushnil(L);
     set_object(L, T);
     lua_settop(L, obj - 1);
     lua_pushnil(L);
-    lua_pushliteral(L, "LuaSocket tcp or udp socket expected");
+    lua_pushliteral(L, "LuaSocket tcp, udp or unixstream socket expected");
     return 2;
   }
-  int fd = object_fd(&w);
+  patch_luasocket_close(L);
   auto* u = static_cast<LWrapped*>(new_userdata(L, sizeof(LWrapped)));
   u->s.sock = nullptr;
   luaL_getmetatable(L, kMeta);
   lua_setmetatable(L, -2);
-  new (&u->s) LSocket{&rt, new Socket(rt.loop, -1), k, w.synced_role, AF_UNSPEC, true, std::nullopt, Loop::now()};
-  u->w = w;
+  auto* engine = new Socket(rt.loop, -1);  // nothing may raise a Lua error while this is unowned
+  new (&u->s) LSocket(&rt, engine, k, role, AF_UNSPEC);
+  new (&u->w) Wrapped(T, role);
   u->s.wrapped = &u->w;
+  engine->set_owner(&u->w);
+  int fd = object_fd(&u->w);
   if (fd >= 0) borrow(&u->s, fd);
   lua_createtable(L, 1, 1);  // uservalue: { socket = object, [1] = the thread }
   lua_pushvalue(L, obj);
@@ -206,6 +254,8 @@ int push_wrapper(lua_State* L, Runtime& rt) {
   lua_pushvalue(L, obj + 1);
   lua_rawseti(L, -2, 1);
   set_uservalue(L, -2);
+  lua_pushvalue(L, -1);
+  set_weak(L, kWrappers, obj);  // wrappers[object] = wrapper
   lua_replace(L, obj);
   lua_settop(L, obj);
   return 1;
@@ -228,55 +278,55 @@ int l_wrap(lua_State* L) {
 // descriptor while it is still open), then the object, which owns the descriptor.
 int l_close(lua_State* L) {
   LSocket* s = check_wrapped(L, 1);
-  push_class_method(L, s, "close");
-  lua_pushvalue(L, 1);
-  lua_call(L, 1, 0);
-  call_on_object(s->wrapped, "close", 0, 0);
-  lua_pushinteger(L, 1);
+  s->sock->close();
+  call_on_object(s->wrapped->T, "close", 0, 0);
+  lua_pushnumber(L, 1);
   return 1;
 }
 
 // setfd(fd): both agree on the new descriptor (neither closes the old one, as in LuaSocket).
 int l_setfd(lua_State* L) {
   LSocket* s = check_wrapped(L, 1);
-  lua_Integer fd = luaL_checkinteger(L, 2);
+  auto fd = static_cast<int>(luaL_checknumber(L, 2));
   s->sock->close();
-  lua_pushinteger(s->wrapped->T, fd);
-  call_on_object(s->wrapped, "setfd", 1, 0);
-  if (fd >= 0) borrow(s, static_cast<int>(fd));
+  call_setfd(s->wrapped->T, fd);
+  if (fd >= 0) borrow(s, fd);
   return 0;
 }
 
-// accept() -> a wrapped client: a LuaSocket tcp{client} on the accepted descriptor.
-class AcceptOp final : public SocketOp {
+// accept() -> a wrapped client: a LuaSocket tcp{client} (or unixstream{client}) object on
+// the accepted descriptor, made as LuaSocket's accept would.
+class AcceptOp final : public SocketOp<> {
  public:
   AcceptOp(Runtime& rt, LSocket* server) : SocketOp(rt), server_(server) {}
   ~AcceptOp() override {
     if (fd_ >= 0) ::close(fd_);
   }
 
-  Status step(Socket& so) override { return accept_one(so.fd(), fd_, error, backoff_, resume_at); }
+  Status step(Socket& so) override { return so.accept(fd_, error, backoff_, resume_at); }
 
   int push(lua_State* L) override {
     if (error) return push_error(L, error);
-    // socket.tcp() given the descriptor and made a client, as LuaSocket's accept would.
     lua_State* T = server_->wrapped->T;
     int top = lua_gettop(T);
+    bool unix_stream = server_->kind == Kind::unix_stream;
+    // socket.tcp(), or socket.unix.stream() (which makes a descriptor of its own: closed first)
     lua_getfield(T, LUA_REGISTRYINDEX, "_LOADED");
-    lua_getfield(T, -1, "socket");
-    if (lua_istable(T, -1)) lua_getfield(T, -1, "tcp");
-    luaL_getmetatable(T, "tcp{client}");
+    lua_getfield(T, -1, unix_stream ? "socket.unix" : "socket");
+    if (lua_istable(T, -1)) lua_getfield(T, -1, unix_stream ? "stream" : "tcp");
+    luaL_getmetatable(T, luasocket_class(server_->kind, Role::client));
     int client_mt = lua_gettop(T);
     lua_pushvalue(T, -2);
-    if (!lua_istable(T, client_mt) || lua_pcall(T, 0, 1, 0) != 0 || !lua_isuserdata(T, -1)) {
-      lua_settop(T, top);
-      return push_error(L, std::make_error_code(std::errc::not_supported));
-    }
+    bool ok = lua_istable(T, client_mt) && lua_pcall(T, 0, 1, 0) == 0 && lua_isuserdata(T, -1);
     int client = lua_gettop(T);
-    lua_getfield(T, client, "setfd");
-    lua_pushvalue(T, client);
-    lua_pushinteger(T, fd_);
-    if (lua_pcall(T, 2, 0, 0) != 0) {
+    for (const char* m : {"close", "setfd"}) {
+      if (!ok || (!unix_stream && std::strcmp(m, "close") == 0)) continue;
+      lua_getfield(T, client, m);
+      lua_pushvalue(T, client);
+      lua_pushinteger(T, fd_);
+      ok = lua_pcall(T, *m == 's' ? 2 : 1, 0, 0) == 0;
+    }
+    if (!ok) {
       lua_settop(T, top);
       return push_error(L, std::make_error_code(std::errc::not_supported));
     }
@@ -296,8 +346,10 @@ class AcceptOp final : public SocketOp {
 
 int l_accept(lua_State* L) {
   LSocket* s = check_wrapped(L, 1);
-  if (!s->has_fd()) return push_error(L, Error::closed);
-  return SocketOp::start(L, new AcceptOp(*s->rt, s), s, Direction::read);
+  check_role(L, 1, Role::server);
+  auto* op = new AcceptOp(*s->rt, s);
+  op->anchor(L, 1);
+  return op->settle(L, s->sock->submit(*op, Direction::read, s->timeout()));
 }
 
 // A method the object has and corio lacks: called on the object itself.
@@ -316,7 +368,7 @@ int l_index(lua_State* L) {
   LSocket* s = check_wrapped(L, 1);
   sync(s);
   const char* key = lua_type(L, 2) == LUA_TSTRING ? lua_tostring(L, 2) : nullptr;
-  if (key && !(std::strcmp(key, "accept") == 0 && s->role != Role::server)) {
+  if (key) {
     lua_getfield(L, lua_upvalueindex(1), key);
     if (!lua_isnil(L, -1)) return 1;
     lua_pop(L, 1);
@@ -363,6 +415,15 @@ int l_gc(lua_State* L) {
   return 0;
 }
 
+void new_weak_table(lua_State* L, const char* name, const char* mode) {
+  lua_newtable(L);
+  lua_createtable(L, 0, 1);
+  lua_pushstring(L, mode);
+  lua_setfield(L, -2, "__mode");
+  lua_setmetatable(L, -2);
+  lua_setfield(L, LUA_REGISTRYINDEX, name);
+}
+
 }  // namespace
 
 // The object's class follows the wrapper's role (set_role: connect, listen, setpeername).
@@ -370,7 +431,7 @@ void wrapped_role(LSocket* s) {
   Wrapped* w = s->wrapped;
   lua_State* T = w->T;
   int top = lua_gettop(T);
-  push_object(w);
+  push_object(T);
   luaL_getmetatable(T, luasocket_class(s->kind, s->role));
   if (lua_isuserdata(T, -2) && lua_istable(T, -1)) {
     lua_setmetatable(T, -2);
@@ -379,23 +440,10 @@ void wrapped_role(LSocket* s) {
   lua_settop(T, top);
 }
 
-void wrapped_adopted(LSocket* s) {
-  // Replacing a descriptor this wrapper made (a connect trying the next family): the old
-  // one is ours to close; a fresh object had none.
-  int old = object_fd(s->wrapped);
-  if (old >= 0 && old != s->sock->fd()) ::close(old);
-  lua_pushinteger(s->wrapped->T, s->sock->fd());
-  call_on_object(s->wrapped, "setfd", 1, 0);
-}
-
 void register_wrap(lua_State* L) {
   // module table at -1, runtime at -2
-  lua_newtable(L);
-  lua_createtable(L, 0, 1);
-  lua_pushliteral(L, "v");
-  lua_setfield(L, -2, "__mode");
-  lua_setmetatable(L, -2);
-  lua_setfield(L, LUA_REGISTRYINDEX, kObjects);
+  new_weak_table(L, kObjects, "v");
+  new_weak_table(L, kWrappers, "kv");
   luaL_newmetatable(L, kMeta);
   lua_pushboolean(L, 1);
   lua_setfield(L, -2, "__corio_socket");

@@ -1,4 +1,4 @@
-#include "accept.hpp"
+#include <corio/socket.hpp>
 
 #include <algorithm>
 #include <cerrno>
@@ -6,14 +6,17 @@
 
 namespace corio {
 
-IoOp::Status accept_one(int listen_fd, int& fd, std::error_code& ec, Duration& backoff, TimePoint& resume_at) {
-  if (listen_fd < 0) {
+IoOp::Status Socket::accept(int& fd, std::error_code& ec, Duration& backoff, TimePoint& resume_at) {
+  if (fd_ < 0) {
     ec = Error::closed;
     return IoOp::Status::done;
   }
   for (;;) {
-    fd = ::accept4(listen_fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
-    if (fd >= 0) return IoOp::Status::done;
+    fd = ::accept4(fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd >= 0) {
+      backoff = Duration::zero();
+      return IoOp::Status::done;
+    }
     switch (errno) {
       case EAGAIN:
 #if EAGAIN != EWOULDBLOCK

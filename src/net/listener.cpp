@@ -1,7 +1,5 @@
 #include <corio/listener.hpp>
 
-#include "accept.hpp"
-
 #include <cerrno>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -64,7 +62,7 @@ Listener::Accept::~Accept() {
   if (fd_ >= 0) ::close(fd_);
 }
 
-IoOp::Status Listener::Accept::step(Socket& so) { return accept_one(so.fd(), fd_, error, backoff_, resume_at); }
+IoOp::Status Listener::Accept::step(Socket& so) { return so.accept(fd_, error, backoff_, resume_at); }
 
 Result<Stream> Listener::Accept::await_resume() {
   if (error) return {error, {}};

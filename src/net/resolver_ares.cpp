@@ -25,6 +25,7 @@ class Category final : public std::error_category {
       case ResolveError::failure: return "non-recoverable failure in name resolution";
       case ResolveError::timeout: return "timeout";
       case ResolveError::cancelled: return "cancelled";
+      case ResolveError::service: return "service not supported for socket type";
     }
     return "unknown resolver error";
   }
@@ -210,10 +211,20 @@ struct Resolver::Impl {
 Resolver::Resolver(Loop& loop) : impl_(std::make_unique<Impl>(loop)) {}
 Resolver::~Resolver() = default;
 
-Resolver& Resolver::current() {
-  // Loop::current() is constructed first, so its thread_local is destroyed after ours.
-  thread_local Resolver resolver(Loop::current());
-  return resolver;
+namespace {
+
+struct ResolverService final : Loop::Service {
+  explicit ResolverService(Loop& loop) : resolver(loop) {}
+  Resolver resolver;
+};
+const char kResolverKey = 0;
+
+}  // namespace
+
+Resolver& Resolver::of(Loop& loop) {
+  if (auto* s = loop.service(&kResolverKey)) return static_cast<ResolverService*>(s)->resolver;
+  return static_cast<ResolverService&>(loop.add_service(&kResolverKey, std::make_unique<ResolverService>(loop)))
+      .resolver;
 }
 
 Resolver::Id Resolver::resolve(const std::string& host, std::uint16_t port, int family, Callback cb,

@@ -1,7 +1,10 @@
 #include <corio/socket.hpp>
 
+#include <atomic>
 #include <cerrno>
+#include <cstring>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -11,6 +14,8 @@ namespace {
 constexpr unsigned bit(Direction d) { return d == Direction::read ? kReadable : kWritable; }
 constexpr int idx(Direction d) { return static_cast<int>(d); }
 constexpr std::size_t kChunk = 64 * 1024;  // most bytes one read() asks for
+
+std::atomic<std::size_t> g_default_limit{std::size_t{1} << 20};
 
 }  // namespace
 
@@ -23,28 +28,84 @@ int Socket::open(int family, int type) noexcept {
   return fd < 0 ? -errno : fd;
 }
 
-Socket::Socket(Loop& loop, int fd) : loop_(&loop), fd_(-1) {
+std::size_t Socket::default_limit() noexcept { return g_default_limit.load(std::memory_order_relaxed); }
+void Socket::set_default_limit(std::size_t bytes) noexcept { g_default_limit.store(bytes, std::memory_order_relaxed); }
+
+Socket::Socket(Loop& loop, int fd) : loop_(&loop) {
   if (fd >= 0) adopt(fd);
 }
 
 Socket::~Socket() {
   for (Direction d : {Direction::read, Direction::write})
     while (IoOp* op = head_[idx(d)]) unlink(*op);
-  watch_.reset();
-  if (fd_ >= 0 && owns_) ::close(fd_);
+  release_fd();
 }
 
-void Socket::adopt(int fd, bool own) {
+// Lets go of the descriptor: the poller first (while it is still open), then close it
+// unless it is borrowed (or detached).
+void Socket::release_fd(bool close_it) noexcept {
+  watch_.reset();
+  interest_ = 0;
+  if (fd_ >= 0 && !owner_ && close_it) ::close(fd_);
+  fd_ = -1;
+}
+
+void Socket::adopt(int fd) {
   int flags = fcntl(fd, F_GETFL);
   if (flags >= 0 && !(flags & O_NONBLOCK)) fcntl(fd, F_SETFL, flags | O_NONBLOCK);
+  release_fd();
   fd_ = fd;
-  owns_ = own;
-  interest_ = 0;
+  sockaddr_storage ss;
+  socklen_t len = sizeof ss;
+  family_ = ::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) == 0 ? ss.ss_family : AF_UNSPEC;
   drained_ = false;
   watch_.emplace(*loop_, fd, [this](unsigned ev) { on_ready(ev); });
   // The interest outlives the op that wanted it (see on_ready); what keeps the loop running
   // is a queued op (submit/unlink), not an idle socket's lingering interest.
   watch_->unref();
+}
+
+std::error_code Socket::renew(int family, int type) {
+  int fd = open(family, type);
+  if (fd < 0) return {-fd, std::generic_category()};
+  if (family == AF_INET6) {
+    int on = 1;  // as LuaSocket: an inet6 socket is IPv6 only
+    ::setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof on);
+  }
+  int old = fd_;
+  release_fd();  // a borrowed one stays open: its owner closes it when told
+  if (owner_) owner_->replaced(old, fd);
+  adopt(fd);
+  if (setup_) {
+    for (const auto& o : setup_->options)  // one that does not fit the new family is skipped
+      ::setsockopt(fd, o.level, o.name, o.value.data(), static_cast<socklen_t>(o.value.size()));
+    if (setup_->bound && setup_->bound->family() == family &&
+        ::bind(fd, setup_->bound->data(), setup_->bound->size()) != 0)
+      return {errno, std::generic_category()};
+  }
+  return {};
+}
+
+std::error_code Socket::set_option(int level, int name, const void* value, socklen_t len) {
+  if (fd_ < 0) return std::make_error_code(std::errc::bad_file_descriptor);  // as setsockopt says
+  if (::setsockopt(fd_, level, name, value, len) != 0) return {errno, std::generic_category()};
+  if (!setup_) setup_ = std::make_unique<Setup>();
+  const char* p = static_cast<const char*>(value);
+  for (auto& o : setup_->options)
+    if (o.level == level && o.name == name) {
+      o.value.assign(p, p + len);
+      return {};
+    }
+  setup_->options.push_back({level, name, std::vector<char>(p, p + len)});
+  return {};
+}
+
+std::error_code Socket::bind(const Address& a) {
+  if (fd_ < 0) return std::make_error_code(std::errc::bad_file_descriptor);
+  if (::bind(fd_, a.data(), a.size()) != 0) return {errno, std::generic_category()};
+  if (!setup_) setup_ = std::make_unique<Setup>();
+  setup_->bound = a;
+  return {};
 }
 
 bool Socket::submit(IoOp& op, Direction d, std::optional<Duration> timeout) {
@@ -60,18 +121,29 @@ bool Socket::submit(IoOp& op, Direction d, std::optional<Duration> timeout) {
   else
     head_[idx(d)] = &op;
   tail_[idx(d)] = &op;
-  if (timeout) {
-    if (!op.timer_ || &op.timer_->loop() != loop_) op.timer_ = std::make_unique<Timer>(*loop_);
-    op.timer_->start(*timeout, [&op] { op.sock_->time_out(op); });  // small enough not to allocate
-  }
+  rearm(op, timeout);
   if (first) park(d, op, st);  // the step just failed: wait before trying again
   return false;
 }
 
+void Socket::rearm(IoOp& op, std::optional<Duration> timeout) {
+  if (!timeout) {
+    if (op.timer_) op.timer_->stop();
+    return;
+  }
+  if (!op.timer_ || &op.timer_->loop() != loop_) op.timer_ = std::make_unique<Timer>(*loop_);
+  op.timer_->start(*timeout, [&op] { op.sock_->time_out(op); });  // small enough not to allocate
+}
+
 void Socket::time_out(IoOp& op) {
+  if (op.timed_out(*this)) return;
   Direction d = op.dir_;
   bool was_head = head_[idx(d)] == &op;
   if (complete(op, Error::timeout) && was_head) run(d);  // op may be gone
+}
+
+void Socket::wake(IoOp& op) {
+  if (op.sock_ == this && head_[idx(op.dir_)] == &op) run(op.dir_, true);
 }
 
 Socket::Pacing& Socket::pacing() {
@@ -128,19 +200,13 @@ void Socket::run(Direction d, bool ready) {
   while (IoOp* op = head_[idx(d)]) {
     if (op->parked_) return;
     IoOp::Status st = op->step(*this);
-    switch (st) {
-      case IoOp::Status::done:
-        if (!complete(*op, {})) return;
-        break;
-      default:
-        park(d, *op, st);
-        return;
-    }
+    if (st != IoOp::Status::done) return park(d, *op, st);
+    if (!complete(*op, {})) return;
   }
 }
 
-// The head op cannot go on: wait for readiness, or (throttled, backing off) for its time,
-// with the interest off meanwhile so a level-triggered poller does not spin.
+// The head op cannot go on: wait for readiness, for its time (throttled, backing off), or
+// for its wake(), with the interest off meanwhile so a level-triggered poller does not spin.
 void Socket::park(Direction d, IoOp& op, IoOp::Status st) {
   op.parked_ = true;
   if (st == IoOp::Status::wait) {
@@ -148,6 +214,7 @@ void Socket::park(Direction d, IoOp& op, IoOp::Status st) {
     return;
   }
   want(d, false);
+  if (st == IoOp::Status::pending) return;
   // An op backing off on its own (accept under EMFILE) says when; else the rate limit does.
   TimePoint at = op.resume_at != TimePoint{} ? op.resume_at : throttle(d).ready_at(kChunk);
   op.resume_at = TimePoint{};
@@ -177,35 +244,39 @@ void Socket::on_ready(unsigned events) {
   if (doomed_ && depth_ == 0) delete this;
 }
 
-void Socket::close() noexcept {
+// What was received stays readable after a local close, as in LuaSocket: a waiting reader
+// gets it as its partial result, a later one finds it buffered.
+void Socket::end(bool close_fd) noexcept {
   if (fd_ < 0 && !head_[0] && !head_[1]) return;
-  watch_.reset();
-  interest_ = 0;
-  if (fd_ >= 0 && owns_) ::close(fd_);
-  fd_ = -1;
-  // Waiters finish first: a reader gets what was buffered for it as its partial result.
+  release_fd(close_fd);
   for (Direction d : {Direction::read, Direction::write}) {
     if (pacing_) pacing_->timer[idx(d)].stop();
     while (IoOp* op = head_[idx(d)])
       if (!complete(*op, Error::closed)) return;
   }
-  input_.clear();
-  input_.shrink();
 }
+
+void Socket::close() noexcept { end(true); }
+void Socket::detach() noexcept { end(false); }
 
 void Socket::destroy() noexcept {
   for (Direction d : {Direction::read, Direction::write})
     while (IoOp* op = head_[idx(d)]) unlink(*op);
   if (depth_ > 0) {
     doomed_ = true;
-    watch_.reset();
-    if (fd_ >= 0 && owns_) ::close(fd_);
-    fd_ = -1;
+    release_fd();
     return;
   }
   delete this;
 }
 
+void Socket::consume(std::size_t n) {
+  input_.consume(n);
+  bytes_in += n;
+  if (input_.empty()) input_.shrink();  // an idle connection keeps no buffer
+}
+
+// Bytes read into input() are counted (bytes_in) when consumed, as LuaSocket counts them.
 IoOp::Status Socket::fill(std::size_t want_bytes, std::error_code& ec) {
   if (fd_ >= 0 && drained_) return IoOp::Status::wait;  // before growing the buffer for nothing
   std::size_t n = want_bytes < kChunk ? want_bytes : kChunk;
@@ -226,27 +297,31 @@ IoOp::Status Socket::read(char* buf, std::size_t len, std::size_t& got, std::err
   std::size_t n = limited(Direction::read) ? throttle(Direction::read).allow(len, Loop::now()) : len;
   if (n == 0 && len > 0) return IoOp::Status::throttled;
   if (drained_) return IoOp::Status::wait;
-  ssize_t r;
-  do r = ::read(fd_, buf, n);
-  while (r < 0 && errno == EINTR);
-  if (r > 0) {
-    got = static_cast<std::size_t>(r);
-    drained_ = got < n;
-    bytes_in += got;
+  IoOp::Status st = IoOp::Status::done;
+  if (transport_) {
+    st = transport_->read(fd_, buf, n, got, ec);
+  } else {
+    ssize_t r;
+    do r = ::read(fd_, buf, n);
+    while (r < 0 && errno == EINTR);
+    if (r > 0) {
+      got = static_cast<std::size_t>(r);
+    } else if (r == 0) {
+      ec = Error::closed;
+    } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
+      st = IoOp::Status::wait;
+    } else {
+      ec = (errno == ECONNRESET || errno == ECONNABORTED) ? std::error_code(Error::closed)
+                                                          : std::error_code(errno, std::generic_category());
+    }
+  }
+  if (got > 0) {
+    drained_ = got < n && !transport_;
     if (pacing_) pacing_->throttle[idx(Direction::read)].spend(got);
-    return IoOp::Status::done;
+  } else if (st == IoOp::Status::wait) {
+    drained_ = !transport_;
   }
-  if (r == 0) {
-    ec = Error::closed;
-    return IoOp::Status::done;
-  }
-  if (errno == EAGAIN || errno == EWOULDBLOCK) {
-    drained_ = true;
-    return IoOp::Status::wait;
-  }
-  ec = (errno == ECONNRESET || errno == ECONNABORTED) ? std::error_code(Error::closed)
-                                                      : std::error_code(errno, std::generic_category());
-  return IoOp::Status::done;
+  return st;
 }
 
 IoOp::Status Socket::write(const char* data, std::size_t len, std::size_t& written, std::error_code& ec) {
@@ -257,6 +332,12 @@ IoOp::Status Socket::write(const char* data, std::size_t len, std::size_t& writt
   }
   std::size_t n = limited(Direction::write) ? throttle(Direction::write).allow(len, Loop::now()) : len;
   if (n == 0 && len > 0) return IoOp::Status::throttled;
+  if (transport_) {
+    IoOp::Status st = transport_->write(fd_, data, n, written, ec);
+    bytes_out += written;
+    if (pacing_) pacing_->throttle[idx(Direction::write)].spend(written);
+    return st;
+  }
   ssize_t r;
   do r = ::send(fd_, data, n, MSG_NOSIGNAL);
   while (r < 0 && errno == EINTR);
@@ -269,6 +350,28 @@ IoOp::Status Socket::write(const char* data, std::size_t len, std::size_t& writt
   if (errno == EAGAIN || errno == EWOULDBLOCK) return IoOp::Status::wait;
   ec = (errno == EPIPE || errno == ECONNRESET) ? std::error_code(Error::closed)
                                                : std::error_code(errno, std::generic_category());
+  return IoOp::Status::done;
+}
+
+IoOp::Status Socket::read_some(char* buf, std::size_t len, std::size_t& got, std::error_code& ec) {
+  if (!input_.empty() || len == 0) {
+    got = std::min(len, input_.size());
+    if (got > 0) std::memcpy(buf, input_.view().data(), got);
+    consume(got);
+    return IoOp::Status::done;
+  }
+  IoOp::Status st = read(buf, len, got, ec);
+  bytes_in += got;
+  return st;
+}
+
+IoOp::Status Socket::write_all(const char* data, std::size_t len, std::size_t& sent, std::error_code& ec) {
+  while (sent < len) {
+    std::size_t n = 0;
+    IoOp::Status st = write(data + sent, len - sent, n, ec);
+    if (st != IoOp::Status::done || ec) return st;
+    sent += n;
+  }
   return IoOp::Status::done;
 }
 

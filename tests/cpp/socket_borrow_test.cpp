@@ -1,11 +1,13 @@
-// Socket with a borrowed descriptor (adopt(fd, false), as corio.wrap() uses for a LuaSocket
+// Socket with a borrowed descriptor (set_owner, adopt(fd), as corio.wrap() uses for a LuaSocket
 // object's): I/O and close() wake-ups as usual, but close(), destroy() and the destructor
-// leave the descriptor open for its owner; an owned one is closed.
+// leave the descriptor open for its owner, and renew() hands the new one to the owner; an
+// owned one is closed.
 #include <corio/socket.hpp>
 
 #include <gtest/gtest.h>
 
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -31,6 +33,18 @@ class ReadOne final : public corio::IoOp {
   bool finished = false;
 };
 
+// Records what the socket hands over; closes the old descriptor as a LuaSocket object would.
+struct Owner final : corio::Socket::Owner {
+  int old_fd = -2, new_fd = -2;
+  bool old_was_open = false;
+  void replaced(int o, int n) override {
+    old_fd = o;
+    new_fd = n;
+    old_was_open = is_open(o);
+    ::close(o);
+  }
+};
+
 struct Pair {
   int a = -1, b = -1;
   Pair() {
@@ -47,8 +61,10 @@ TEST(SocketBorrow, ReadsAndCloseWakesWaitersButLeavesTheDescriptorOpen) {
   Loop loop;
   Pair p;
   ASSERT_GE(p.a, 0);
+  Owner owner;
   corio::Socket so(loop, -1);
-  so.adopt(p.a, false);
+  so.set_owner(&owner);
+  so.adopt(p.a);
   EXPECT_TRUE(fcntl(p.a, F_GETFL) & O_NONBLOCK);
   ReadOne first, waiting;
   EXPECT_FALSE(so.submit(first, Direction::read));
@@ -73,15 +89,42 @@ TEST(SocketBorrow, DestroyAndDestructorLeaveItOpen) {
   Loop loop;
   Pair p;
   ASSERT_GE(p.a, 0);
+  Owner owner;
   {
     corio::Socket so(loop, -1);
-    so.adopt(p.a, false);
+    so.set_owner(&owner);
+  so.adopt(p.a);
   }
   EXPECT_TRUE(is_open(p.a));
   auto* so = new corio::Socket(loop, -1);
-  so->adopt(p.a, false);
+  so->set_owner(&owner);
+  so->adopt(p.a);
   so->destroy();
   EXPECT_TRUE(is_open(p.a));
+}
+
+// A connect attempt after a failed one renews the descriptor: a borrowed one is handed
+// over to its owner (still open: the owner closes it), which learns the new one.
+TEST(SocketBorrow, RenewHandsTheNewDescriptorToTheOwner) {
+  Loop loop;
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(fd, 0);
+  Owner owner;
+  corio::Socket so(loop, -1);
+  so.set_owner(&owner);
+  so.adopt(fd);
+  ASSERT_FALSE(so.renew(AF_INET6, SOCK_STREAM));
+  EXPECT_EQ(owner.old_fd, fd);
+  EXPECT_TRUE(owner.old_was_open);
+  EXPECT_EQ(owner.new_fd, so.fd());
+  EXPECT_EQ(so.family(), AF_INET6);
+  int v6only = 0;
+  socklen_t len = sizeof v6only;
+  ASSERT_EQ(::getsockopt(so.fd(), IPPROTO_IPV6, IPV6_V6ONLY, &v6only, &len), 0);
+  EXPECT_EQ(v6only, 1);  // as LuaSocket makes every inet6 socket
+  so.close();
+  EXPECT_TRUE(is_open(owner.new_fd));  // still borrowed
+  ::close(owner.new_fd);
 }
 
 TEST(SocketBorrow, OwnedDescriptorIsClosed) {

@@ -279,7 +279,7 @@ TEST(StreamTest, ReadLineStripsCRLFAndKeepsUnterminatedBytes) {
 TEST(StreamTest, LineOverTheLimitIsRefusedWithoutGrowing) {
   Loop loop;
   auto [a, b] = stream_pair(loop);
-  a.socket().limit = 1000;
+  a.socket().set_limit(1000);
   std::string big(1 << 20, 'x');  // no newline in a whole MiB
   corio::spawn(loop, [](Stream& s, const std::string& data) -> Task<void> {
     (void)co_await s.write_all(data, 5s);

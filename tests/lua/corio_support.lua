@@ -54,10 +54,10 @@ function M.go(fn, ...)
   end
 end
 
--- The local port of a socket (a number).
+-- The local port of a socket, as a number (getsockname gives a string, as LuaSocket's).
 function M.port(sock)
   local _, port = sock:getsockname()
-  return port
+  return tonumber(port)
 end
 
 -- A loopback port nothing listens on (bound, then closed).

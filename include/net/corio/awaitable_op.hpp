@@ -1,8 +1,8 @@
-// AwaitableOp: a Socket operation (IoOp) that a C++ coroutine co_awaits. It lives in the
-// awaiting frame, so waiting allocates nothing: await_ready() submits it (true when it
-// finished at once: no suspension), finish() resumes the frame. A frame destroyed while
-// the op is queued simply dequeues it (~IoOp). Stream, Listener and Datagram build theirs
-// on it, the way the Lua sockets build theirs on IoOp.
+// AwaitableOp: an engine operation (IoOp, or one built on it such as ConnectOp) that a C++
+// coroutine co_awaits. It lives in the awaiting frame, so waiting allocates nothing:
+// await_ready() submits it (true when it finished at once: no suspension), finish() resumes
+// the frame. A frame destroyed while the op is queued simply dequeues it (~IoOp). Stream,
+// Listener and Datagram build theirs on it, the way the Lua sockets build theirs on SocketOp.
 #pragma once
 #include <corio/error.hpp>
 #include <corio/socket.hpp>
@@ -12,7 +12,8 @@
 
 namespace corio {
 
-class AwaitableOp : public IoOp {
+template <class Op = IoOp>
+class AwaitableOp : public Op {
  public:
   // socket == nullptr (an empty or moved-from object): the op fails with Error::closed.
   AwaitableOp(Socket* socket, Direction d, std::optional<Duration> timeout) noexcept
@@ -20,7 +21,7 @@ class AwaitableOp : public IoOp {
 
   bool await_ready() {
     if (!socket_) {
-      error = Error::closed;
+      this->error = Error::closed;
       return true;
     }
     return socket_->submit(*this, dir_, timeout_);

@@ -50,7 +50,7 @@ class Datagram {
   Socket* socket_ = nullptr;  // released with Socket::destroy()
 };
 
-class Datagram::RecvFrom final : public AwaitableOp {
+class Datagram::RecvFrom final : public AwaitableOp<> {
  public:
   RecvFrom(Socket* so, char* buf, std::size_t n, std::optional<Duration> timeout) noexcept
       : AwaitableOp(so, Direction::read, timeout), buf_(buf), len_(n) {}
@@ -63,7 +63,7 @@ class Datagram::RecvFrom final : public AwaitableOp {
   Received got_;
 };
 
-class Datagram::SendTo final : public AwaitableOp {
+class Datagram::SendTo final : public AwaitableOp<> {
  public:
   SendTo(Socket* so, std::string_view data, const Address& to, std::optional<Duration> timeout) noexcept
       : AwaitableOp(so, Direction::write, timeout), data_(data), to_(to) {}

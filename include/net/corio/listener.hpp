@@ -47,7 +47,7 @@ class Listener {
   Socket* socket_ = nullptr;  // released with Socket::destroy()
 };
 
-class Listener::Accept final : public AwaitableOp {
+class Listener::Accept final : public AwaitableOp<> {
  public:
   Accept(Loop& loop, Socket* so, std::optional<Duration> timeout) noexcept
       : AwaitableOp(so, Direction::read, timeout), loop_(&loop) {}

@@ -20,6 +20,7 @@ enum class ResolveError {
   failure,        // "non-recoverable failure in name resolution"
   timeout,        // "timeout"
   cancelled,      // "cancelled"
+  service,        // "service not supported for socket type" (a port that is no port)
 };
 const std::error_category& resolve_category() noexcept;
 inline std::error_code make_error_code(ResolveError e) noexcept { return {static_cast<int>(e), resolve_category()}; }
@@ -34,8 +35,9 @@ class Resolver {
   Resolver(const Resolver&) = delete;
   Resolver& operator=(const Resolver&) = delete;
 
-  // The calling thread's resolver, on Loop::current(), created on first use.
-  static Resolver& current();
+  // The loop's resolver, created on first use and destroyed with the loop.
+  static Resolver& of(Loop& loop);
+  static Resolver& current() { return of(Loop::current()); }
 
   // Resolves host (a name, or a numeric IPv4/IPv6 address) for port. family: AF_UNSPEC,
   // AF_INET or AF_INET6. The callback runs later from the loop, never inside resolve(),

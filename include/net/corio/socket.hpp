@@ -1,8 +1,9 @@
 // Socket: a non-blocking descriptor with a FIFO of operations per direction. Only the head
 // operation of a direction runs, so a send (or a receive) is atomic with respect to the
 // others on the same socket; closing the socket finishes every queued operation with
-// Error::closed; each operation may carry a timeout. Both the C++ awaiters and the Lua
-// sockets are built on this.
+// Error::closed; each operation may carry a timeout. The rules every face shares live here
+// and in the engine operations beside it (ConnectOp, ReadRule): the C++ awaiters and the
+// Lua sockets only translate arguments and results.
 #pragma once
 #include <corio/address.hpp>
 #include <corio/buffer.hpp>
@@ -15,6 +16,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <vector>
 
 namespace corio {
 
@@ -29,6 +31,7 @@ class IoOp {
     done,       // finished (see error)
     wait,       // the descriptor is not ready: call again when it is
     throttled,  // the rate limit is reached: call again when it allows more
+    pending,    // waiting for something else (a name lookup): call again on Socket::wake()
   };
   IoOp() noexcept = default;
   virtual ~IoOp();  // dequeues itself if still queued
@@ -39,6 +42,9 @@ class IoOp {
   // Called once for a queued operation: it finished, timed out (Error::timeout) or the
   // socket closed (Error::closed). It is no longer queued; it may delete itself.
   virtual void finish() = 0;
+  // The timeout passed: true if the op goes on (it called Socket::rearm), false to finish
+  // with Error::timeout. A connect moves on to the next address here.
+  virtual bool timed_out(Socket&) { return false; }
 
   std::error_code error;
   TimePoint resume_at{};  // with Status::throttled: retry then (default: the throttle's time)
@@ -53,8 +59,29 @@ class IoOp {
   std::unique_ptr<Timer> timer_;  // the timeout, made by the first submit that has one
 };
 
+// Where a stream socket's bytes come from and go to: the descriptor itself unless a
+// transport is set. A TLS session plugs in here, under every reader and writer.
+class Transport {
+ public:
+  virtual ~Transport() = default;
+  // As Socket::read/write on the descriptor: done with bytes (or an error in ec, the end
+  // of the stream as Error::closed), or wait.
+  virtual IoOp::Status read(int fd, char* buf, std::size_t len, std::size_t& got, std::error_code& ec) = 0;
+  virtual IoOp::Status write(int fd, const char* data, std::size_t len, std::size_t& put, std::error_code& ec) = 0;
+};
+
 class Socket {
  public:
+  // The owner of a borrowed descriptor (a LuaSocket object that corio.wrap wraps): told when
+  // the socket replaces the descriptor (renew), so it can close the old one and take the new.
+  class Owner {
+   public:
+    virtual void replaced(int old_fd, int new_fd) = 0;
+
+   protected:
+    ~Owner() = default;
+  };
+
   // Takes ownership of fd (made non-blocking); -1 for a socket without one yet.
   Socket(Loop& loop, int fd);
   ~Socket();
@@ -66,41 +93,70 @@ class Socket {
 
   int fd() const noexcept { return fd_; }
   bool closed() const noexcept { return fd_ < 0; }
+  int family() const noexcept { return family_; }  // of the descriptor; AF_UNSPEC without one
   // An operation of direction d is queued: a new one would wait behind it.
   bool busy(Direction d) const noexcept { return head_[static_cast<int>(d)] != nullptr; }
   // Nothing buffered and the kernel's buffer known empty: a read now would only wait.
-  bool read_would_wait() const noexcept { return drained_ && fd_ >= 0 && input_.empty(); }
+  bool read_would_wait() const noexcept { return drained_ && fd_ >= 0 && input_.empty() && !transport_; }
   Loop& loop() const noexcept { return *loop_; }
-  // Gives a descriptor-less socket its descriptor. Borrowed (own = false): close() and the
-  // destructor leave it open, for a descriptor another object (a LuaSocket socket) owns.
-  void adopt(int fd, bool own = true);
+  // Gives the socket a descriptor (replacing none); it is borrowed if the socket has an owner.
+  void adopt(int fd);
+  // Borrowed descriptors from now on: close() and the destructor leave them open, and
+  // renew() hands replacements to the owner.
+  void set_owner(Owner* owner) noexcept { owner_ = owner; }
+  // Replaces the descriptor by a fresh one of family/type (the old one closed, or given to
+  // the owner), with the options set through set_option() and an explicit bind() applied
+  // again. A connect attempt after a failed one needs it: such a socket is not reusable.
+  std::error_code renew(int family, int type);
+  // setsockopt, remembered for renew().
+  std::error_code set_option(int level, int name, const void* value, socklen_t len);
+  std::error_code bind(const Address& a);  // remembered for renew()
+  void set_transport(std::unique_ptr<Transport> t) { transport_ = std::move(t); }
 
   // Runs op at once if nothing is queued before it and it finishes without waiting:
   // returns true and finish() is not called. Otherwise queues it and returns false.
   bool submit(IoOp& op, Direction d, std::optional<Duration> timeout = std::nullopt);
+  void rearm(IoOp& op, std::optional<Duration> timeout);  // a queued op's new timeout
+  void wake(IoOp& op);             // steps a queued op that said Status::pending, if its turn
   void cancel(IoOp& op) noexcept;  // dequeues without finish() (its owner is going away)
   void close() noexcept;           // closes fd; queued operations finish with Error::closed
+  // Like close(), but the descriptor is left open, for whoever owns it now (LuaSocket's setfd).
+  void detach() noexcept;
   // Like close(), but for an owner that is going away: queued operations are cancelled.
   void destroy() noexcept;         // deletes this, after any dispatch in progress
 
-  // Helpers for step(): read into input() / write, within the throttle. `done` with no
-  // error means progress was made; end of stream is Error::closed.
+  // Primitives for step(): `done` with no error means progress was made; the end of the
+  // stream is Error::closed. Read into input() / straight into buf / write, within the throttle.
   IoOp::Status fill(std::size_t want, std::error_code& ec);
+  IoOp::Status read(char* buf, std::size_t len, std::size_t& got, std::error_code& ec);  // not counted
   IoOp::Status write(const char* data, std::size_t len, std::size_t& written, std::error_code& ec);
-  // Reads at most len bytes straight into buf, bypassing input() (serve what it holds
-  // first): no buffer allocated and no copy for a reader that has its own.
-  IoOp::Status read(char* buf, std::size_t len, std::size_t& got, std::error_code& ec);
-
+  // At most len bytes, as soon as any are available: what input() holds first, else one
+  // read straight into buf (no buffer, no copy). len == 0 is done at once.
+  IoOp::Status read_some(char* buf, std::size_t len, std::size_t& got, std::error_code& ec);
+  // data[sent, len) for as long as the socket takes it: done when all is sent or on an error.
+  IoOp::Status write_all(const char* data, std::size_t len, std::size_t& sent, std::error_code& ec);
+  // One connection from a listening socket: done with fd (non-blocking, close-on-exec) or
+  // ec; out of descriptors or memory (EMFILE ...), throttled until resume_at, backing off
+  // from 10 ms doubling to 1 s (backoff starts at zero and is kept by the op): the
+  // connection stays queued, so retrying at once would spin.
+  IoOp::Status accept(int& fd, std::error_code& ec, Duration& backoff, TimePoint& resume_at);
   // One datagram out (to == nullptr: the connected peer) or in (from may be nullptr).
   IoOp::Status send_datagram(const char* data, std::size_t len, const Address* to, std::size_t& sent,
                              std::error_code& ec);
   IoOp::Status receive_datagram(char* buf, std::size_t len, Address* from, std::size_t& got, std::error_code& ec);
 
   ReadBuffer& input() noexcept { return input_; }
+  void consume(std::size_t n);  // n bytes of input() delivered: counted, and an empty buffer freed
   Throttle& throttle(Direction d) { return pacing().throttle[static_cast<int>(d)]; }
-  std::size_t limit = 1u << 20;  // longest line a reader may buffer
-  bool limit_all = false;        // whether the limit bounds "read everything" too
-  std::uint64_t bytes_in = 0;    // totals, for getstats
+
+  // The longest line a reader buffers (and, with limit_all, the longest "read everything"):
+  // the socket's own, else the process-wide default (1 MiB; SIZE_MAX: unbounded).
+  std::size_t limit() const noexcept { return limit_ ? limit_ : default_limit(); }
+  void set_limit(std::size_t bytes) noexcept { limit_ = bytes; }
+  static std::size_t default_limit() noexcept;
+  static void set_default_limit(std::size_t bytes) noexcept;
+  bool limit_all = false;
+  std::uint64_t bytes_in = 0;  // totals, for getstats: bytes delivered to readers, and sent
   std::uint64_t bytes_out = 0;
 
  private:
@@ -111,6 +167,8 @@ class Socket {
   void want(Direction d, bool on);
   void park(Direction d, IoOp& op, IoOp::Status st);
   void time_out(IoOp& op);
+  void release_fd(bool close_it = true) noexcept;
+  void end(bool close_fd) noexcept;
 
   // Rarely needed, so made on first use: most sockets are never throttled nor back off.
   struct Pacing {
@@ -121,15 +179,29 @@ class Socket {
   Pacing& pacing();
   bool limited(Direction d) const noexcept { return pacing_ && pacing_->throttle[static_cast<int>(d)].limited(); }
 
+  // What renew() applies again to a fresh descriptor (made on first set_option/bind).
+  struct Setup {
+    struct Option {
+      int level, name;
+      std::vector<char> value;
+    };
+    std::vector<Option> options;
+    std::optional<Address> bound;
+  };
+
   Loop* loop_;
-  int fd_;
-  bool owns_ = true;
+  int fd_ = -1;
+  int family_ = 0;  // AF_UNSPEC
+  Owner* owner_ = nullptr;  // set: the descriptor is borrowed
   std::optional<IoWatch> watch_;
   unsigned interest_ = 0;
   IoOp* head_[2] = {};
   IoOp* tail_[2] = {};
   std::unique_ptr<Pacing> pacing_;
+  std::unique_ptr<Setup> setup_;
+  std::unique_ptr<Transport> transport_;
   ReadBuffer input_;
+  std::size_t limit_ = 0;  // 0: default_limit()
   // A read came back short (or EAGAIN): the kernel buffer is empty, so the next read waits
   // for readiness without trying (a read that would fail costs a syscall per message).
   // Only a hint: with level-triggered epoll a stale one costs a loop iteration, not data.

@@ -14,6 +14,8 @@
 #include <corio/address.hpp>
 #include <corio/awaitable_op.hpp>
 #include <corio/chunk.hpp>
+#include <corio/connect_op.hpp>
+#include <corio/read_rule.hpp>
 #include <corio/resolver.hpp>
 #include <corio/result.hpp>
 
@@ -39,10 +41,10 @@ class Stream {
   Stream(Stream&& o) noexcept;
   Stream& operator=(Stream&& o) noexcept;
 
-  // Connects to host:port, trying each address in turn (as LuaSocket does) until one
-  // accepts. A numeric host is used as is; a name is resolved by `resolver` (default:
-  // Resolver::current(), which runs on Loop::current()). The timeout covers it all.
-  // ECONNREFUSED is Error::refused. Start reading and writing once it has completed.
+  // Connects to host:port, trying each address in turn (as LuaSocket does, ConnectOp) until
+  // one accepts. A numeric host is used as is; a name is resolved by `resolver` (default:
+  // the loop's). The timeout covers it all. ECONNREFUSED is Error::refused. Start reading
+  // and writing once it has completed.
   [[nodiscard]] Connect connect(std::string host, std::uint16_t port, std::optional<Duration> timeout = std::nullopt,
                                 Resolver* resolver = nullptr);
   [[nodiscard]] Connect connect(const Address& to, std::optional<Duration> timeout = std::nullopt);  // also Unix
@@ -58,9 +60,12 @@ class Stream {
   // Exactly n bytes -> Result<std::string>. On an error nothing is consumed.
   [[nodiscard]] ReadString read_exactly(std::size_t n, std::optional<Duration> timeout = std::nullopt);
   // One line, without its "\n" (nor a "\r" before it) -> Result<std::string>. A line longer
-  // than socket().limit is refused with Error::line_too_long before it is buffered whole;
+  // than socket().limit() is refused with Error::line_too_long before it is buffered whole;
   // on any error nothing is consumed (the bytes stay for read_some).
   [[nodiscard]] ReadString read_line(std::optional<Duration> timeout = std::nullopt);
+  // Everything until the peer closes -> Result<std::string> (Error::closed if nothing came
+  // before the end). Bounded by socket().limit() when socket().limit_all is set.
+  [[nodiscard]] ReadString read_all(std::optional<Duration> timeout = std::nullopt);
   // All of data, as one operation -> std::error_code. data must stay valid until it completes.
   [[nodiscard]] WriteAll write_all(std::string_view data, std::optional<Duration> timeout = std::nullopt);
 
@@ -79,37 +84,20 @@ class Stream {
   Socket* socket_ = nullptr;  // released with Socket::destroy()
 };
 
-class Stream::Connect final : public AwaitableOp {
+class Stream::Connect final : public AwaitableOp<ConnectOp> {
  public:
-  Connect(Socket* so, std::string host, std::uint16_t port, std::optional<Duration> timeout,
-          Resolver* resolver);
-  Connect(Socket* so, const Address& to, std::optional<Duration> timeout);
-  ~Connect() override;  // drops a lookup in flight
+  Connect(Socket* so, ConnectOp::Target target, std::optional<Duration> timeout, Resolver* resolver) noexcept
+      : AwaitableOp(so, Direction::write, timeout), target_(std::move(target)), resolver_(resolver) {}
 
   bool await_ready();
   std::error_code await_resume() const noexcept { return error; }
 
-  Status step(Socket& so) override;
-  void finish() override;
-
  private:
-  bool lookup();
-  void resolved(std::error_code ec, std::vector<Address> addrs);
-  bool attempt();
-  void fail(int err);
-
-  std::string host_;
-  std::uint16_t port_ = 0;
-  Resolver* resolver_ = nullptr;
-  Resolver::Id lookup_ = 0;
-  std::vector<Address> addrs_;
-  std::size_t next_ = 0;
-  std::optional<TimePoint> deadline_;
-  bool resolving_ = false;
-  bool started_ = false;
+  ConnectOp::Target target_;
+  Resolver* resolver_;
 };
 
-class Stream::ReadSome final : public AwaitableOp {
+class Stream::ReadSome final : public AwaitableOp<> {
  public:
   ReadSome(Socket* so, char* buf, std::size_t n, std::optional<Duration> timeout) noexcept
       : AwaitableOp(so, Direction::read, timeout), buf_(buf), len_(n) {}
@@ -122,7 +110,7 @@ class Stream::ReadSome final : public AwaitableOp {
   std::size_t got_ = 0;
 };
 
-class Stream::ReadChunk final : public AwaitableOp {
+class Stream::ReadChunk final : public AwaitableOp<> {
  public:
   ReadChunk(Socket* so, std::size_t max, std::optional<Duration> timeout) noexcept
       : AwaitableOp(so, Direction::read, timeout), max_(max) {}
@@ -134,21 +122,19 @@ class Stream::ReadChunk final : public AwaitableOp {
   Chunk chunk_;
 };
 
-class Stream::ReadString final : public AwaitableOp {
+class Stream::ReadString final : public AwaitableOp<> {
  public:
-  // count == npos: a line.
-  ReadString(Socket* so, std::size_t count, std::optional<Duration> timeout) noexcept
-      : AwaitableOp(so, Direction::read, timeout), count_(count) {}
+  ReadString(Socket* so, ReadRule rule, std::optional<Duration> timeout) noexcept
+      : AwaitableOp(so, Direction::read, timeout), rule_(rule) {}
   Result<std::string> await_resume() noexcept { return {error, std::move(out_)}; }
   Status step(Socket& so) override;
 
  private:
-  std::size_t count_;
-  std::size_t scanned_ = 0;  // bytes already searched for '\n'
+  ReadRule rule_;
   std::string out_;
 };
 
-class Stream::WriteAll final : public AwaitableOp {
+class Stream::WriteAll final : public AwaitableOp<> {
  public:
   WriteAll(Socket* so, std::string_view data, std::optional<Duration> timeout) noexcept
       : AwaitableOp(so, Direction::write, timeout), data_(data) {}
