@@ -25,6 +25,7 @@ local corio = {
   unix = core.unix,        -- stream socket on a path
   wrap = core.wrap,        -- wrap(luasocket_socket) -> the same, async; the original as .socket
   setlimit = core.setlimit,  -- setlimit(bytes): default line limit of every socket (math.huge: none)
+  nameservers = core.nameservers,  -- nameservers("127.0.0.1:53,..."): DNS servers instead of resolv.conf's
 }
 
 -- connect(host, port [, laddr [, lport [, family]]]) -> client | nil, message, as LuaSocket's

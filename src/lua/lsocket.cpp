@@ -190,6 +190,13 @@ int l_default_limit(lua_State* L) {
   return 0;
 }
 
+// corio.nameservers("host[:port],...") -> 1 | nil, message: the DNS servers names go to
+// instead of /etc/resolv.conf's.
+int l_nameservers(lua_State* L) {
+  const char* list = luaL_checkstring(L, 1);
+  return push_status(L, Resolver::of(runtime(L).loop).set_servers(list));
+}
+
 int l_tostring(lua_State* L) {
   LSocket* s = check_socket(L, 1);
   lua_pushfstring(L, "%s: %p", class_name(s->kind, s->role), static_cast<void*>(s));
@@ -267,7 +274,7 @@ int l_unix(lua_State* L) { return create(L, Kind::unix_stream, AF_UNIX); }
 const luaL_Reg kConstructors[] = {
     {"tcp", l_tcp},   {"tcp4", l_tcp4}, {"tcp6", l_tcp6}, {"udp", l_udp},
     {"udp4", l_udp4}, {"udp6", l_udp6}, {"unix", l_unix}, {"setlimit", l_default_limit},
-    {nullptr, nullptr},
+    {"nameservers", l_nameservers}, {nullptr, nullptr},
 };
 
 // ---- bind and connect (setsockname, setpeername) ----

@@ -3,15 +3,16 @@
 #include <corio/clock.hpp>
 
 #include <algorithm>
+#include <cmath>
 #include <cstddef>
 
 namespace corio {
 
 class Throttle {
  public:
-  // bytes_per_second <= 0: unlimited.
+  // bytes_per_second <= 0 (or NaN, or infinite): unlimited.
   void set_rate(double bytes_per_second, TimePoint now) {
-    rate_ = bytes_per_second > 0 ? bytes_per_second : 0;
+    rate_ = bytes_per_second > 0 && std::isfinite(bytes_per_second) ? bytes_per_second : 0;
     tokens_ = 0;  // start empty: the first second is not a free burst
     last_ = now;
   }
@@ -22,9 +23,9 @@ class Throttle {
   std::size_t allow(std::size_t want, TimePoint now) {
     if (!limited()) return want;
     refill(now);
-    // At least one byte per grant so a tiny rate still progresses.
-    auto n = static_cast<std::size_t>(tokens_);
-    return std::min(want, n);
+    // Compared as doubles: a huge rate (1e300) has more tokens than a size_t holds.
+    if (tokens_ >= static_cast<double>(want)) return want;
+    return tokens_ >= 1 ? static_cast<std::size_t>(tokens_) : 0;
   }
   void spend(std::size_t n) noexcept {
     if (limited()) tokens_ -= static_cast<double>(n);
