@@ -10,7 +10,6 @@
 #include <cstdio>
 #include <system_error>
 #include <utility>
-#include <sys/stat.h>
 
 namespace corio {
 
@@ -150,42 +149,6 @@ bool Loop::run_once(std::optional<Duration> timeout) {
   return ran > 0;
 }
 
-// ---- timers ----
-
-void Timer::start(Duration after, Callback cb, Duration repeat) {
-  start_at(Loop::now() + after, std::move(cb), repeat);
-}
-
-void Timer::start_at(TimePoint deadline, Callback cb, Duration repeat) {
-  stop();
-  deadline_ = deadline;
-  repeat_ = repeat < Duration::zero() ? Duration::zero() : repeat;
-  cb_ = std::move(cb);
-  loop_->arm(this);
-}
-
-void Timer::stop() noexcept {
-  if (active()) loop_->disarm(this);
-}
-
-void Loop::arm(Timer* t) {
-  if (t->deadline_ <= pass_now_) t->deadline_ = pass_now_ + Duration(1);
-  t->seq_ = timers_.next_seq();
-  timers_.push(t);
-  if (t->ref_) ++refs_;
-}
-
-void Loop::disarm(Timer* t) noexcept {
-  timers_.erase(t);
-  if (t->ref_) --refs_;
-}
-
-void Timer::unref() noexcept {
-  if (!ref_) return;
-  if (active()) --loop_->refs_;
-  ref_ = false;
-}
-
 int Loop::fire_timers() {
   if (timers_.empty()) return 0;
   TimePoint t_now = now();
@@ -220,97 +183,6 @@ int Loop::fire_timers() {
   return fired;
 }
 
-// ---- descriptor watches ----
-
-std::error_code IoWatch::start(unsigned interest) {
-  interest &= kReadable | kWritable | kPriority;
-  if (fd_ < 0) {
-    stop();
-    return std::make_error_code(std::errc::bad_file_descriptor);
-  }
-  if (interest == interest_) return {};
-  if (interest == 0) {  // must unlink and drop the ref, not just clear the mask
-    stop();
-    return {};
-  }
-  Loop& loop = *loop_;
-  if (static_cast<std::size_t>(fd_) >= loop.fds_.size()) loop.fds_.resize(fd_ + 1);
-  bool was_active = active();
-  if (!was_active) {
-    auto& slot = loop.fds_[fd_];
-    next_ = slot.head;
-    prev_ = nullptr;
-    if (slot.head) slot.head->prev_ = this;
-    slot.head = this;
-    if (ref_) ++loop.refs_;
-  }
-  interest_ = interest;
-  std::error_code ec = loop.update_fd(fd_, !was_active);
-  if (ec) stop();
-  return ec;
-}
-
-void IoWatch::stop() noexcept {
-  if (!active()) return;
-  loop_->unlink_watch(this);
-  interest_ = 0;
-  if (ref_) --loop_->refs_;
-  loop_->update_fd(fd_);
-}
-
-void IoWatch::unref() noexcept {
-  if (!ref_) return;
-  ref_ = false;
-  if (active()) --loop_->refs_;
-}
-
-void Loop::unlink_watch(IoWatch* w) noexcept {
-  for (Cursor* c = cursor_; c; c = c->outer)
-    if (c->next == w) c->next = w->next_;
-  if (w->prev_)
-    w->prev_->next_ = w->next_;
-  else
-    fds_[w->fd_].head = w->next_;
-  if (w->next_) w->next_->prev_ = w->prev_;
-  w->prev_ = w->next_ = nullptr;
-}
-
-// resync: a watch was just started. The descriptor may have been closed and its number
-// reused since the poller last heard of it (the kernel then dropped our registration
-// silently), so tell the poller again rather than trust `registered`.
-std::error_code Loop::update_fd(int fd, bool resync) {
-  FdSlot& slot = fds_[fd];
-  unsigned want = 0;
-  for (IoWatch* w = slot.head; w; w = w->next_) want |= w->interest_;
-  if (slot.always_ready) {
-    if (want == 0) {
-      slot.always_ready = false;
-      std::erase(always_ready_, fd);
-    }
-    return {};
-  }
-  if (want == slot.registered && !resync) return {};
-  int err = poller_->set(fd, slot.registered, want);
-  if (want == 0) {  // a failed removal means the kernel had dropped it already
-    slot.registered = 0;
-    return {};
-  }
-  if (err == EPERM) {
-    // epoll refuses regular files; they never block, so report them ready every time.
-    struct stat st;
-    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
-      if (slot.registered) poller_->set(fd, slot.registered, 0);
-      slot.registered = 0;
-      slot.always_ready = true;
-      always_ready_.push_back(fd);
-      return {};
-    }
-  }
-  if (err) return {err, std::generic_category()};
-  slot.registered = want;
-  return {};
-}
-
 void Loop::dispatch_fd(int fd, unsigned events) {
   if (fd < 0 || static_cast<std::size_t>(fd) >= fds_.size()) return;
   // Error and hangup go to every watch (a reader or writer then finds out by trying),
@@ -327,22 +199,6 @@ void Loop::dispatch_fd(int fd, unsigned events) {
     if (mine) guarded([w, mine] { w->cb_(mine); });
   }
   cursor_ = cur.outer;
-}
-
-// ---- spawned tasks ----
-
-void link_task(Loop& loop, detail::TaskNode* n) noexcept {
-  n->next = loop.tasks_;
-  if (loop.tasks_) loop.tasks_->prev = n;
-  loop.tasks_ = n;
-}
-
-void unlink_task(Loop& loop, detail::TaskNode* n) noexcept {
-  if (n->prev)
-    n->prev->next = n->next;
-  else
-    loop.tasks_ = n->next;
-  if (n->next) n->next->prev = n->prev;
 }
 
 }  // namespace corio
