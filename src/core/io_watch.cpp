@@ -2,8 +2,6 @@
 // whose union of interests the poller holds.
 #include <corio/io_watch.hpp>
 
-#include <corio/loop.hpp>
-
 #include "poller.hpp"
 
 #include <algorithm>
@@ -18,11 +16,11 @@ std::error_code IoWatch::start(unsigned interest) {
     return std::make_error_code(std::errc::bad_file_descriptor);
   }
   if (interest == interest_) return {};
-  if (interest == 0) {  // must unlink and drop the ref, not just clear the mask
+  if (interest == 0) {  // must unlink and leave the loop's count, not just clear the mask
     stop();
     return {};
   }
-  Loop& loop = *loop_;
+  Loop& loop = this->loop();
   if (static_cast<std::size_t>(fd_) >= loop.fds_.size()) loop.fds_.resize(fd_ + 1);
   bool was_active = active();
   if (!was_active) {
@@ -31,7 +29,7 @@ std::error_code IoWatch::start(unsigned interest) {
     prev_ = nullptr;
     if (slot.head) slot.head->prev_ = this;
     slot.head = this;
-    if (ref_) ++loop.refs_;
+    start_handle();
   }
   interest_ = interest;
   std::error_code ec = loop.update_fd(fd_, !was_active);
@@ -41,16 +39,11 @@ std::error_code IoWatch::start(unsigned interest) {
 
 void IoWatch::stop() noexcept {
   if (!active()) return;
-  loop_->unlink_watch(this);
+  Loop& loop = this->loop();
+  loop.unlink_watch(this);
   interest_ = 0;
-  if (ref_) --loop_->refs_;
-  loop_->update_fd(fd_);
-}
-
-void IoWatch::unref() noexcept {
-  if (!ref_) return;
-  ref_ = false;
-  if (active()) --loop_->refs_;
+  stop_handle();
+  loop.update_fd(fd_);
 }
 
 void Loop::unlink_watch(IoWatch* w) noexcept {

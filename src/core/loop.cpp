@@ -5,6 +5,7 @@
 
 #include "poller.hpp"
 #include "signal_source.hpp"
+#include "timer_arming.hpp"
 #include "wakeup.hpp"
 
 #include <cstdio>
@@ -27,8 +28,15 @@ Loop::~Loop() {
   // Watches and timers still armed belong to their owners; detach them so a late
   // destructor does not touch a dead loop.
   for (auto& slot : fds_)
-    for (IoWatch* w = slot.head; w; w = w->next_) w->interest_ = 0;
-  while (!timers_.empty()) timers_.erase(timers_.top());
+    for (IoWatch* w = slot.head; w; w = w->next_) {
+      w->interest_ = 0;
+      w->detach_handle();
+    }
+  while (!timers_.empty()) {
+    Timer* t = timers_.top();
+    timers_.erase(t);
+    t->detach_handle();
+  }
 }
 
 Loop::Service* Loop::service(const void* key) const noexcept {
@@ -46,8 +54,6 @@ Loop& Loop::current() {
   thread_local Loop loop;
   return loop;
 }
-
-bool Loop::alive() const noexcept { return refs_ > 0 || !queued_.empty(); }
 
 void Loop::run() {
   stop_ = false;
@@ -153,17 +159,20 @@ int Loop::fire_timers() {
   if (timers_.empty()) return 0;
   TimePoint t_now = now();
   // A timer armed during this pass for a deadline already past is moved just after
-  // t_now (see arm): it fires next iteration instead of starving the loop.
+  // t_now (see Timer::arm): it fires next iteration instead of starving the loop.
   TimePoint outer_pass = std::exchange(pass_now_, t_now);
   int fired = 0;
   while (!timers_.empty() && timers_.next_deadline() <= t_now) {
     Timer* t = timers_.top();
-    disarm(t);
     if (t->repeat_ > Duration::zero()) {
-      // Periodic without drift; if the loop fell behind, skip the missed ticks.
+      // Periodic without drift; if the loop fell behind, skip the missed ticks. It stays
+      // live: only its place in the queue changes.
+      timers_.erase(t);
       TimePoint next = t->deadline_ + t->repeat_;
       t->deadline_ = next > t_now ? next : t_now + t->repeat_;
-      arm(t);
+      t->arm(*this);
+    } else {
+      t->disarm(*this);
     }
     ++fired;
     // The callback may restart or destroy its timer, replacing or freeing cb_ while it

@@ -16,15 +16,25 @@ SignalSource::SignalSource(Loop& loop) : loop_(loop) {
 
 SignalSource::~SignalSource() {
   for (auto& head : heads_)
-    for (SignalWatch* w = head; w; w = w->next_) w->active_ = false;
+    for (SignalWatch* w = head; w; w = w->next_) w->detach_handle();
   watch_.reset();
   if (fd_ >= 0) close(fd_);
   // Give the thread back the mask it had for the signals we took over.
-  sigset_t unblock;
-  sigemptyset(&unblock);
   for (int s = 1; s < kMax; ++s)
-    if (sigismember(&watched_, s) && !sigismember(&blocked_before_, s)) sigaddset(&unblock, s);
-  pthread_sigmask(SIG_UNBLOCK, &unblock, nullptr);
+    if (sigismember(&watched_, s)) release(s);
+}
+
+// The signal is no longer ours: unblock it unless the thread had it blocked before.
+void SignalSource::release(int signo) noexcept {
+  sigdelset(&watched_, signo);
+  if (sigismember(&blocked_before_, signo)) {
+    sigdelset(&blocked_before_, signo);
+    return;
+  }
+  sigset_t one;
+  sigemptyset(&one);
+  sigaddset(&one, signo);
+  pthread_sigmask(SIG_UNBLOCK, &one, nullptr);
 }
 
 std::error_code SignalSource::apply_mask() noexcept {
@@ -33,6 +43,7 @@ std::error_code SignalSource::apply_mask() noexcept {
   if (fd_ < 0) {
     fd_ = fd;
     watch_.emplace(loop_, fd_, [this](unsigned) { on_readable(); });
+    watch_->make_internal();  // the loop's own: Loop::close() does not count it
     watch_->unref();
     if (auto ec = watch_->start(kReadable)) return ec;
   }
@@ -76,13 +87,7 @@ void SignalSource::remove(SignalWatch* w) noexcept {
   if (heads_[s]) return;
   sigdelset(&watched_, s);
   apply_mask();
-  if (!sigismember(&blocked_before_, s)) {
-    sigset_t one;
-    sigemptyset(&one);
-    sigaddset(&one, s);
-    pthread_sigmask(SIG_UNBLOCK, &one, nullptr);
-  }
-  sigdelset(&blocked_before_, s);
+  release(s);
 }
 
 void SignalSource::on_readable() {

@@ -18,6 +18,7 @@ class SignalSource {
  private:
   void on_readable();
   std::error_code apply_mask() noexcept;
+  void release(int signo) noexcept;
 
   static constexpr int kMax = 65;  // signals 1..64
   Loop& loop_;

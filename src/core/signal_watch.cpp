@@ -2,8 +2,6 @@
 // signalfd), and signal names.
 #include <corio/signal_watch.hpp>
 
-#include <corio/loop.hpp>
-
 #include "signal_source.hpp"
 
 #include <csignal>
@@ -14,25 +12,18 @@
 namespace corio {
 
 std::error_code SignalWatch::start() {
-  if (active_) return {};
-  if (!loop_->signals_) loop_->signals_ = std::make_unique<SignalSource>(*loop_);
-  if (auto ec = loop_->signals_->add(this)) return ec;
-  active_ = true;
-  if (ref_) ++loop_->refs_;
+  if (active()) return {};
+  Loop& loop = this->loop();
+  if (!loop.signals_) loop.signals_ = std::make_unique<SignalSource>(loop);
+  if (auto ec = loop.signals_->add(this)) return ec;
+  start_handle();
   return {};
 }
 
-void SignalWatch::unref() noexcept {
-  if (!ref_) return;
-  if (active_) --loop_->refs_;
-  ref_ = false;
-}
-
 void SignalWatch::stop() noexcept {
-  if (!active_) return;
-  active_ = false;
-  if (ref_) --loop_->refs_;
-  loop_->signals_->remove(this);
+  if (!active()) return;
+  stop_handle();
+  loop().signals_->remove(this);
 }
 
 int signal_number(const char* name) noexcept {

@@ -4,6 +4,7 @@
 // dispatches descriptor readiness. Nothing polls: an idle loop costs no CPU.
 #pragma once
 #include <corio/clock.hpp>
+#include <corio/handle.hpp>
 #include <corio/timer_queue.hpp>
 
 #include <atomic>
@@ -66,9 +67,14 @@ class Loop {
   void report(std::exception_ptr e) noexcept;
 
   // While held, run() keeps going with nothing else pending (e.g. waiting for post()).
-  void hold() noexcept { ++refs_; }
-  void release() noexcept { --refs_; }
-  bool alive() const noexcept;
+  void hold() noexcept { handles_.hold(); }
+  void release() noexcept { handles_.release(); }
+  bool alive() const noexcept { return handles_.refs() > 0 || !queued_.empty(); }
+
+  // What is live on the loop, by kind (Handle). Handles are made with it.
+  HandleCounts& handles() noexcept { return handles_; }
+  const HandleCounts& handles() const noexcept { return handles_; }
+
 
   std::size_t timer_count() const noexcept { return timers_.size(); }
 
@@ -95,8 +101,6 @@ class Loop {
     bool always_ready = false;  // a regular file: epoll refuses it, select calls it ready
   };
 
-  void arm(Timer* t);
-  void disarm(Timer* t) noexcept;
   std::error_code update_fd(int fd, bool resync = false);
   void unlink_watch(IoWatch* w) noexcept;
   void dispatch_fd(int fd, unsigned events);
@@ -124,7 +128,7 @@ class Loop {
   std::vector<std::pair<const void*, std::unique_ptr<Service>>> services_;
   ExceptionHandler on_exception_;
   TimePoint pass_now_ = TimePoint::min();  // the time of the timer pass in progress
-  long refs_ = 0;  // active referenced timers, watches, signals and holds
+  HandleCounts handles_{*this};
   bool stop_ = false;
 };
 
