@@ -5,7 +5,6 @@
 #include "poller.hpp"
 
 #include <algorithm>
-#include <sys/stat.h>
 
 namespace corio {
 
@@ -77,16 +76,11 @@ std::error_code Loop::update_fd(int fd, bool resync) {
     slot.registered = 0;
     return {};
   }
-  if (err == EPERM) {
-    // epoll refuses regular files; they never block, so report them ready every time.
-    struct stat st;
-    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
-      if (slot.registered) poller_->set(fd, slot.registered, 0);
-      slot.registered = 0;
-      slot.always_ready = true;
-      always_ready_.push_back(fd);
-      return {};
-    }
+  if (err == Poller::kAlwaysReady) {
+    slot.registered = 0;
+    slot.always_ready = true;
+    always_ready_.push_back(fd);
+    return {};
   }
   if (err) return {err, std::generic_category()};
   slot.registered = want;

@@ -88,6 +88,12 @@ void Loop::report(std::exception_ptr e) noexcept {
   }
 }
 
+void Loop::fail(std::error_code ec) noexcept {
+  error_ = ec;
+  stop_ = true;
+  report(std::make_exception_ptr(std::system_error(ec, "waiting for events failed; the loop stops")));
+}
+
 void Loop::call_soon(Callback fn) { queued_.push_back(std::move(fn)); }
 
 void Loop::post(Callback fn) {
@@ -118,6 +124,7 @@ int Loop::run_queued() {
 }
 
 bool Loop::run_once(std::optional<Duration> timeout) {
+  if (error_) return false;  // broken: waiting would fail again at once
   int ran = run_queued();
 
   std::optional<Duration> wait = timeout;
@@ -137,6 +144,10 @@ bool Loop::run_once(std::optional<Duration> timeout) {
   PollEvent events[256];
   int n = poller_->wait(wait, events, 256);
   sleeping_.store(false, std::memory_order_relaxed);
+  if (n < 0) {
+    fail(std::error_code(-n, std::generic_category()));
+    return ran > 0;
+  }
 
   ran += fire_timers();
   for (int i = 0; i < n; ++i) {

@@ -5,15 +5,20 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <functional>
 #include <memory>
+#include <set>
 #include <stdexcept>
 #include <string>
+#include <system_error>
 #include <thread>
 #include <vector>
 
+#include <sys/eventfd.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include "test_support.hpp"
 
@@ -321,6 +326,49 @@ TEST(Loop, HoldKeepsRunGoingUntilReleased) {
   EXPECT_EQ(fired, 1);
   EXPECT_GE(Clock::now() - t0, 20ms);
   EXPECT_FALSE(loop.alive());
+}
+
+// The poller's descriptor replaced behind the loop's back: epoll_wait fails (EINVAL) on every
+// call. The failure is reported once and run() returns, where it used to retry forever at
+// 100% CPU. A post runs on every iteration, so the watchdog ends a spinning run() in 2 s.
+TEST(Loop, APollerFailureIsReportedAndRunReturns) {
+  const std::set<int> before = corio_test::epoll_descriptors();
+  Loop loop;
+  std::vector<int> made;
+  for (int fd : corio_test::epoll_descriptors())
+    if (!before.count(fd)) made.push_back(fd);
+  ASSERT_EQ(made.size(), 1u) << "the loop's epoll descriptor";
+  std::vector<std::string> errors;
+  corio_test::capture_exceptions(loop, errors);
+  Timer t(loop);
+  t.start(10s, [] {});  // something to run for
+  const int other = ::eventfd(0, EFD_CLOEXEC);
+  ASSERT_GE(other, 0);
+  ASSERT_EQ(::dup2(other, made[0]), made[0]);
+  ::close(other);
+
+  std::atomic<bool> returned{false};
+  std::thread watchdog([&] {
+    for (int i = 0; i < 200 && !returned; ++i) std::this_thread::sleep_for(10ms);
+    if (!returned) loop.post([&] { loop.stop(); });
+  });
+  const TimePoint t0 = Clock::now();
+  loop.run();
+  const Duration took = Clock::now() - t0;
+  returned = true;
+  watchdog.join();
+
+  EXPECT_LT(took, 1s) << "run() went on for " << ms(took) << " ms";
+  EXPECT_EQ(loop.error(), std::errc::invalid_argument) << loop.error().message();
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_NE(errors[0].find("waiting for events failed"), std::string::npos) << errors[0];
+  EXPECT_FALSE(loop.alive());
+  // Broken for good: run_once() neither waits nor reports again.
+  const TimePoint t1 = Clock::now();
+  EXPECT_FALSE(loop.run_once(5s));
+  EXPECT_LT(Clock::now() - t1, 1s);
+  EXPECT_EQ(errors.size(), 1u);
+  t.stop();
 }
 
 TEST(Loop, CurrentIsOnePerThread) {

@@ -7,6 +7,8 @@
 
 #include <chrono>
 #include <exception>
+#include <filesystem>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -72,6 +74,18 @@ inline void capture_exceptions(corio::Loop& loop, std::vector<std::string>& out)
       out.emplace_back("<non-std exception>");
     }
   });
+}
+
+// This process's epoll descriptors (/proc/self/fd entries linked to anon_inode:[eventpoll]):
+// a loop's is the one that appears when it is made.
+inline std::set<int> epoll_descriptors() {
+  std::set<int> out;
+  for (const auto& e : std::filesystem::directory_iterator("/proc/self/fd")) {
+    std::error_code ec;
+    auto target = std::filesystem::read_symlink(e.path(), ec);
+    if (!ec && target == "anon_inode:[eventpoll]") out.insert(std::stoi(e.path().filename().string()));
+  }
+  return out;
 }
 
 template <class D>

@@ -14,6 +14,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <system_error>
 #include <vector>
 
 namespace corio {
@@ -50,7 +51,16 @@ class Loop {
   void run();
   // One iteration, waiting at most `timeout` (nullopt: as long as the nearest timer
   // allows, forever if there is none). Returns whether any callback ran.
+  //
+  // If the poller fails (anything but EINTR: its descriptor was closed or replaced behind
+  // the loop's back, say), the loop is broken for good: error() returns the failure, it
+  // goes once to the exception handler as a std::system_error, stop() is called, alive()
+  // is false from then on and run_once() returns false at once without waiting or running
+  // anything. So run() returns instead of spinning, and a caller that must not see
+  // exceptions (the Lua binding) checks error() after run_once() — nothing is thrown.
   bool run_once(std::optional<Duration> timeout = std::nullopt);
+  // The poller's failure, if any (see run_once).
+  std::error_code error() const noexcept { return error_; }
   // Makes run() return after the current iteration (safe from any callback).
   void stop() noexcept { stop_ = true; }
 
@@ -69,7 +79,7 @@ class Loop {
   // While held, run() keeps going with nothing else pending (e.g. waiting for post()).
   void hold() noexcept { handles_.hold(); }
   void release() noexcept { handles_.release(); }
-  bool alive() const noexcept { return handles_.refs() > 0 || !queued_.empty(); }
+  bool alive() const noexcept { return (handles_.refs() > 0 || !queued_.empty()) && !error_; }
 
   // What is live on the loop, by kind (Handle). Handles are made with it.
   HandleCounts& handles() noexcept { return handles_; }
@@ -106,6 +116,7 @@ class Loop {
   void dispatch_fd(int fd, unsigned events);
   int fire_timers();
   int run_queued();
+  void fail(std::error_code ec) noexcept;
   template <class F> void guarded(F&& f) noexcept;
 
   std::unique_ptr<Poller> poller_;
@@ -129,6 +140,7 @@ class Loop {
   ExceptionHandler on_exception_;
   TimePoint pass_now_ = TimePoint::min();  // the time of the timer pass in progress
   HandleCounts handles_{*this};
+  std::error_code error_;  // the poller's failure: the loop is broken
   bool stop_ = false;
 };
 
