@@ -3,6 +3,7 @@
 #include <corio/loop.hpp>
 
 #include <cerrno>
+#include <ctime>
 #include <pthread.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
@@ -24,7 +25,9 @@ SignalSource::~SignalSource() {
     if (sigismember(&watched_, s)) release(s);
 }
 
-// The signal is no longer ours: unblock it unless the thread had it blocked before.
+// The signal is no longer ours: unblock it unless the thread had it blocked before. An
+// instance still pending (raised, not yet read from the signalfd) is discarded first, or
+// unblocking would deliver it with its default action (terminating the process, for most).
 void SignalSource::release(int signo) noexcept {
   sigdelset(&watched_, signo);
   if (sigismember(&blocked_before_, signo)) {
@@ -34,6 +37,9 @@ void SignalSource::release(int signo) noexcept {
   sigset_t one;
   sigemptyset(&one);
   sigaddset(&one, signo);
+  const timespec zero{};
+  while (sigtimedwait(&one, nullptr, &zero) == signo) {
+  }
   pthread_sigmask(SIG_UNBLOCK, &one, nullptr);
 }
 

@@ -13,6 +13,8 @@
 #include <vector>
 
 #include <pthread.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "test_support.hpp"
 
@@ -195,6 +197,65 @@ TEST(Signal, ExceptionFromASignalCallbackGoesToTheHandler) {
   ASSERT_EQ(::raise(SIGUSR1), 0);
   ASSERT_TRUE(run_until(loop, [&] { return !errors.empty() && other == 1; }));
   EXPECT_EQ(errors, std::vector<std::string>{"sig boom"});
+}
+
+// Runs fn in a forked child (a signal's default action must kill the child, not the test)
+// and returns its wait status; a child still running after 5 s is killed.
+template <class F>
+int status_of_child(F fn) {
+  const pid_t pid = ::fork();
+  if (pid == 0) _exit(fn());
+  if (pid < 0) return -1;
+  int status = 0;
+  for (int i = 0; i < 500; ++i) {
+    if (::waitpid(pid, &status, WNOHANG) == pid) return status;
+    ::usleep(10'000);
+  }
+  ::kill(pid, SIGKILL);
+  ::waitpid(pid, &status, 0);
+  return status;
+}
+
+std::string describe(int status) {
+  if (WIFSIGNALED(status)) return "killed by signal " + std::to_string(WTERMSIG(status));
+  return "exit status " + std::to_string(WEXITSTATUS(status));
+}
+
+// A signal raised while watched but not yet read from the signalfd is pending; it used to
+// be delivered with its default action (SIGUSR1: terminate) once the last watch stopped.
+TEST(Signal, StoppingTheLastWatchDiscardsAPendingSignal) {
+  const int status = status_of_child([] {
+    Loop loop;
+    SignalWatch w(loop, SIGUSR1, [](int) {});
+    if (w.start() || ::raise(SIGUSR1) != 0 || !pending(SIGUSR1)) return 3;
+    w.stop();
+    return blocked(SIGUSR1) || pending(SIGUSR1) ? 2 : 0;
+  });
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << describe(status);
+}
+
+TEST(Signal, DestroyingTheLoopDiscardsAPendingSignal) {
+  const int status = status_of_child([] {
+    auto loop = std::make_unique<Loop>();
+    SignalWatch w(*loop, SIGUSR2, [](int) {});
+    if (w.start() || ::raise(SIGUSR2) != 0) return 3;
+    loop.reset();
+    return blocked(SIGUSR2) || pending(SIGUSR2) ? 2 : 0;
+  });
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << describe(status);
+}
+
+// The thread had it blocked before: it stays blocked, and pending, as it would have been.
+TEST(Signal, APendingSignalTheThreadBlockedItselfStaysPending) {
+  const int status = status_of_child([] {
+    set_blocked(SIGUSR1, true);
+    Loop loop;
+    SignalWatch w(loop, SIGUSR1, [](int) {});
+    if (w.start() || ::raise(SIGUSR1) != 0) return 3;
+    w.stop();
+    return blocked(SIGUSR1) && pending(SIGUSR1) ? 0 : 2;
+  });
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << describe(status);
 }
 
 TEST(Signal, SignalNumberParsesNames) {

@@ -20,6 +20,8 @@ class SignalWatch : public Handle {
 
   // Fails with EINVAL for a signal that cannot be caught (SIGKILL, SIGSTOP, out of range).
   std::error_code start();
+  // When the last watch of a signal stops, instances of it still pending are discarded
+  // before the signal is unblocked (they would otherwise take its default action).
   void stop() noexcept;
   // Handle::unref(): an unreferenced watch does not keep Loop::run() going.
   int signo() const noexcept { return signo_; }
