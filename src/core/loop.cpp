@@ -94,6 +94,51 @@ void Loop::fail(std::error_code ec) noexcept {
   report(std::make_exception_ptr(std::system_error(ec, "waiting for events failed; the loop stops")));
 }
 
+std::error_code Loop::close() {
+  if (!live_report().empty()) return std::make_error_code(std::errc::device_or_resource_busy);
+  while (!services_.empty()) services_.pop_back();  // newest first: it may use older ones
+  signals_.reset();
+  return {};
+}
+
+std::string Loop::live_report() const {
+  std::string out;
+  auto add = [&out](const char* what, std::size_t n) {
+    if (n == 0) return false;
+    if (!out.empty()) out += ", ";
+    out += what;
+    out += ": ";
+    out += std::to_string(n);
+    return true;
+  };
+  for (HandleKind kind : {HandleKind::timer, HandleKind::io_watch, HandleKind::signal_watch, HandleKind::socket}) {
+    if (!add(handle_kind_name(kind), static_cast<std::size_t>(handles_.live(kind)))) continue;
+    if (kind == HandleKind::io_watch) {
+      const char* sep = " (fd ";
+      for (const FdSlot& slot : fds_)
+        for (const IoWatch* w = slot.head; w; w = w->next_)
+          if (w->kind() != HandleKind::internal) {
+            out += sep + std::to_string(w->fd());
+            sep = ", ";
+          }
+      if (*sep == ',') out += ')';
+    } else if (kind == HandleKind::signal_watch && signals_) {
+      signals_->describe(out);
+    }
+  }
+  std::size_t tasks = 0;
+  for (const detail::TaskNode* n = tasks_; n; n = n->next) ++tasks;
+  add("task", tasks);
+  add("hold", static_cast<std::size_t>(handles_.holds()));
+  std::size_t callbacks = queued_.size();
+  {
+    std::lock_guard lock(posted_mutex_);
+    callbacks += posted_.size();
+  }
+  add("callback", callbacks);
+  return out;
+}
+
 void Loop::call_soon(Callback fn) { queued_.push_back(std::move(fn)); }
 
 void Loop::post(Callback fn) {

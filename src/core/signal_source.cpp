@@ -96,6 +96,17 @@ void SignalSource::remove(SignalWatch* w) noexcept {
   release(s);
 }
 
+void SignalSource::describe(std::string& out) const {
+  const char* sep = " (";
+  for (int s = 1; s < kMax; ++s)
+    for (SignalWatch* w = heads_[s]; w; w = w->next_) {
+      out += sep;
+      out += "signal " + std::to_string(s);
+      sep = ", ";
+    }
+  if (*sep == ',') out += ')';
+}
+
 void SignalSource::on_readable() {
   signalfd_siginfo info;
   while (read(fd_, &info, sizeof info) == static_cast<ssize_t>(sizeof info)) {

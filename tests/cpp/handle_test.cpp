@@ -23,6 +23,9 @@ using corio::Loop;
 using corio::Timer;
 using corio_test::Pipe;
 
+// Each test gets `loop` and ends by asserting that it closes (corio_test::LoopFixture).
+using HandleTest = corio_test::LoopFixture;
+
 static_assert(std::is_base_of_v<Handle, corio::Timer>);
 static_assert(std::is_base_of_v<Handle, corio::IoWatch>);
 static_assert(std::is_base_of_v<Handle, corio::SignalWatch>);
@@ -37,8 +40,7 @@ class OpenSocket : public Handle {
   void close() { stop_handle(); }
 };
 
-TEST(Handle, EachKindIsCountedWhileLive) {
-  Loop loop;
+TEST_F(HandleTest, EachKindIsCountedWhileLive) {
   const corio::HandleCounts& counts = loop.handles();
   Timer t(loop);
   t.start(1h, [] {});
@@ -72,8 +74,7 @@ TEST(Handle, EachKindIsCountedWhileLive) {
   EXPECT_EQ(counts.refs(), 0);
 }
 
-TEST(Handle, RepeatingAndOneShotTimersLeaveTheCountWhenDone) {
-  Loop loop;
+TEST_F(HandleTest, RepeatingAndOneShotTimersLeaveTheCountWhenDone) {
   Timer once(loop), every(loop);
   int ticks = 0;
   once.start(1ms, [] {});
@@ -87,8 +88,7 @@ TEST(Handle, RepeatingAndOneShotTimersLeaveTheCountWhenDone) {
   EXPECT_EQ(loop.handles().refs(), 0);
 }
 
-TEST(Handle, ALiveUnreferencedHandleDoesNotKeepRunGoing) {
-  Loop loop;
+TEST_F(HandleTest, ALiveUnreferencedHandleDoesNotKeepRunGoing) {
   OpenSocket sock(loop);
   sock.open();
   EXPECT_TRUE(sock.active());
@@ -108,8 +108,7 @@ TEST(Handle, ALiveUnreferencedHandleDoesNotKeepRunGoing) {
   EXPECT_EQ(loop.handles().refs(), 0);
 }
 
-TEST(Handle, RefAgainKeepsRunGoing) {
-  Loop loop;
+TEST_F(HandleTest, RefAgainKeepsRunGoing) {
   Timer t(loop);
   bool fired = false;
   t.unref();
@@ -123,8 +122,7 @@ TEST(Handle, RefAgainKeepsRunGoing) {
   EXPECT_EQ(loop.handles().refs(), 0);
 }
 
-TEST(Handle, RefAndUnrefOfAStoppedHandleCountNothing) {
-  Loop loop;
+TEST_F(HandleTest, RefAndUnrefOfAStoppedHandleCountNothing) {
   Timer t(loop);
   t.unref();
   t.ref();
@@ -138,8 +136,7 @@ TEST(Handle, RefAndUnrefOfAStoppedHandleCountNothing) {
   EXPECT_EQ(loop.handles().live(HandleKind::timer), 0);
 }
 
-TEST(Handle, HoldsAreCountedWithTheHandles) {
-  Loop loop;
+TEST_F(HandleTest, HoldsAreCountedWithTheHandles) {
   loop.hold();
   loop.hold();
   EXPECT_EQ(loop.handles().holds(), 2);
@@ -150,14 +147,14 @@ TEST(Handle, HoldsAreCountedWithTheHandles) {
   EXPECT_FALSE(loop.alive());
 }
 
-TEST(Handle, KindNames) {
+TEST_F(HandleTest, KindNames) {
   EXPECT_STREQ(corio::handle_kind_name(HandleKind::timer), "timer");
   EXPECT_STREQ(corio::handle_kind_name(HandleKind::io_watch), "io_watch");
   EXPECT_STREQ(corio::handle_kind_name(HandleKind::signal_watch), "signal_watch");
   EXPECT_STREQ(corio::handle_kind_name(HandleKind::socket), "socket");
 }
 
-TEST(Handle, TimersAndWatchesOutliveTheirLoopHarmlessly) {
+TEST_F(HandleTest, TimersAndWatchesOutliveTheirLoopHarmlessly) {
   auto loop = std::make_unique<Loop>();
   Pipe p;
   ASSERT_TRUE(p.ok());

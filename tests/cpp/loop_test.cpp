@@ -32,16 +32,18 @@ using corio::TimePoint;
 using corio::Timer;
 using corio_test::ms;
 
-TEST(Loop, RunReturnsAtOnceWithNothingToDo) {
-  Loop loop;
+// Each test gets `loop` and ends by asserting that it closes (corio_test::LoopFixture).
+using LoopTest = corio_test::LoopFixture;
+using LoopIdle = corio_test::LoopFixture;
+
+TEST_F(LoopTest, RunReturnsAtOnceWithNothingToDo) {
   EXPECT_FALSE(loop.alive());
   const TimePoint t0 = Clock::now();
   loop.run();
   EXPECT_LT(Clock::now() - t0, 1s);
 }
 
-TEST(Loop, RunReturnsWhenTheLastTimerHasFired) {
-  Loop loop;
+TEST_F(LoopTest, RunReturnsWhenTheLastTimerHasFired) {
   Timer t(loop);
   int fired = 0;
   const TimePoint t0 = Clock::now();  // before start(): the deadline is later
@@ -53,8 +55,7 @@ TEST(Loop, RunReturnsWhenTheLastTimerHasFired) {
   EXPECT_FALSE(loop.alive());
 }
 
-TEST(Loop, RunOnceWithNothingWaitsForTheTimeout) {
-  Loop loop;
+TEST_F(LoopTest, RunOnceWithNothingWaitsForTheTimeout) {
   const TimePoint t0 = Clock::now();
   EXPECT_FALSE(loop.run_once(30ms));
   const Duration took = Clock::now() - t0;
@@ -62,8 +63,7 @@ TEST(Loop, RunOnceWithNothingWaitsForTheTimeout) {
   EXPECT_LT(took, 1s) << ms(took) << " ms";
 }
 
-TEST(Loop, RunOnceReturnsEarlyForAnEarlierTimer) {
-  Loop loop;
+TEST_F(LoopTest, RunOnceReturnsEarlyForAnEarlierTimer) {
   Timer t(loop);
   bool fired = false;
   const TimePoint t0 = Clock::now();
@@ -75,8 +75,7 @@ TEST(Loop, RunOnceReturnsEarlyForAnEarlierTimer) {
   EXPECT_LT(took, 2s);
 }
 
-TEST(Loop, RunOnceTimeoutShorterThanTimerFiresNothing) {
-  Loop loop;
+TEST_F(LoopTest, RunOnceTimeoutShorterThanTimerFiresNothing) {
   Timer t(loop);
   bool fired = false;
   t.start(10s, [&] { fired = true; });
@@ -87,8 +86,7 @@ TEST(Loop, RunOnceTimeoutShorterThanTimerFiresNothing) {
   EXPECT_TRUE(t.active());
 }
 
-TEST(Loop, CallSoonRunsInOrder) {
-  Loop loop;
+TEST_F(LoopTest, CallSoonRunsInOrder) {
   std::vector<int> order;
   for (int i = 0; i < 5; ++i) loop.call_soon([&order, i] { order.push_back(i); });
   EXPECT_TRUE(order.empty());  // never synchronously
@@ -98,8 +96,7 @@ TEST(Loop, CallSoonRunsInOrder) {
   EXPECT_FALSE(loop.alive());
 }
 
-TEST(Loop, CallbackQueuedFromCallbackRunsOnTheNextIteration) {
-  Loop loop;
+TEST_F(LoopTest, CallbackQueuedFromCallbackRunsOnTheNextIteration) {
   std::vector<std::string> log;
   loop.call_soon([&] {
     log.push_back("a");
@@ -114,8 +111,7 @@ TEST(Loop, CallbackQueuedFromCallbackRunsOnTheNextIteration) {
   EXPECT_FALSE(loop.alive());
 }
 
-TEST(Loop, SelfRequeuingCallbackDoesNotStarveTimers) {
-  Loop loop;
+TEST_F(LoopTest, SelfRequeuingCallbackDoesNotStarveTimers) {
   Timer t(loop);
   bool fired = false;
   int spins = 0;
@@ -130,10 +126,9 @@ TEST(Loop, SelfRequeuingCallbackDoesNotStarveTimers) {
   loop.run();  // the last queued spin sees `fired` and stops requeuing
 }
 
-TEST(Loop, NestedRunOnceFromACallbackRunsEachCallbackOnce) {
+TEST_F(LoopTest, NestedRunOnceFromACallbackRunsEachCallbackOnce) {
   // A callback may run the loop again (the Lua event sets do): callbacks of the outer
   // batch must neither run twice nor be lost, and ones queued meanwhile run once.
-  Loop loop;
   std::vector<std::string> log;
   int outer1_calls = 0;
   loop.call_soon([&] {
@@ -149,8 +144,7 @@ TEST(Loop, NestedRunOnceFromACallbackRunsEachCallbackOnce) {
   EXPECT_EQ(log, (std::vector<std::string>{"outer1", "queued-by-outer1", "outer1-end", "outer2"}));
 }
 
-TEST(Loop, StopFromATimerCallback) {
-  Loop loop;
+TEST_F(LoopTest, StopFromATimerCallback) {
   Timer t(loop);
   int ticks = 0;
   t.start(1ms, [&] {
@@ -168,8 +162,7 @@ TEST(Loop, StopFromATimerCallback) {
   EXPECT_FALSE(loop.alive());
 }
 
-TEST(Loop, StopWhileHeld) {
-  Loop loop;
+TEST_F(LoopTest, StopWhileHeld) {
   loop.hold();
   EXPECT_TRUE(loop.alive());
   bool ran = false;
@@ -184,8 +177,7 @@ TEST(Loop, StopWhileHeld) {
   EXPECT_FALSE(loop.alive());
 }
 
-TEST(Loop, PostFromAnotherThreadWakesABlockedLoop) {
-  Loop loop;
+TEST_F(LoopTest, PostFromAnotherThreadWakesABlockedLoop) {
   loop.hold();
   // Only bounds the test if the wakeup is broken (then the post runs ~5 s late).
   Timer watchdog(loop);
@@ -214,15 +206,13 @@ TEST(Loop, PostFromAnotherThreadWakesABlockedLoop) {
   EXPECT_FALSE(loop.alive());
 }
 
-TEST(Loop, PostBeforeRunIsNotLost) {
-  Loop loop;
+TEST_F(LoopTest, PostBeforeRunIsNotLost) {
   bool ran = false;
   std::thread([&] { loop.post([&] { ran = true; }); }).join();
   EXPECT_TRUE(corio_test::run_until(loop, [&] { return ran; }, 2s));
 }
 
-TEST(Loop, ManyPostsFromFourThreadsEachRunOnce) {
-  Loop loop;
+TEST_F(LoopTest, ManyPostsFromFourThreadsEachRunOnce) {
   constexpr int kThreads = 4;
   constexpr int kPerThread = 10'000;
   std::vector<std::vector<int>> hits(kThreads, std::vector<int>(kPerThread, 0));
@@ -268,8 +258,7 @@ TEST(Loop, ManyPostsFromFourThreadsEachRunOnce) {
   EXPECT_EQ(wrong, 0);
 }
 
-TEST(Loop, ExceptionGoesToTheHandlerAndTheLoopGoesOn) {
-  Loop loop;
+TEST_F(LoopTest, ExceptionGoesToTheHandlerAndTheLoopGoesOn) {
   std::vector<std::string> errors;
   corio_test::capture_exceptions(loop, errors);
   std::vector<int> ran;
@@ -285,8 +274,7 @@ TEST(Loop, ExceptionGoesToTheHandlerAndTheLoopGoesOn) {
   EXPECT_EQ(errors, (std::vector<std::string>{"boom", "<non-std exception>", "timer boom"}));
 }
 
-TEST(Loop, DefaultExceptionHandlerPrintsToStderr) {
-  Loop loop;
+TEST_F(LoopTest, DefaultExceptionHandlerPrintsToStderr) {
   bool after = false;
   loop.call_soon([] { throw std::runtime_error("printed-by-default"); });
   loop.call_soon([] { throw 7; });
@@ -299,8 +287,7 @@ TEST(Loop, DefaultExceptionHandlerPrintsToStderr) {
   EXPECT_NE(err.find("unknown type"), std::string::npos) << err;
 }
 
-TEST(Loop, ThrowingHandlerFallsBackToStderr) {
-  Loop loop;
+TEST_F(LoopTest, ThrowingHandlerFallsBackToStderr) {
   loop.set_exception_handler([](std::exception_ptr) { throw std::runtime_error("handler failed"); });
   bool after = false;
   loop.call_soon([] { throw std::runtime_error("original"); });
@@ -312,8 +299,7 @@ TEST(Loop, ThrowingHandlerFallsBackToStderr) {
   EXPECT_NE(err.find("handler failed"), std::string::npos) << err;
 }
 
-TEST(Loop, HoldKeepsRunGoingUntilReleased) {
-  Loop loop;
+TEST_F(LoopTest, HoldKeepsRunGoingUntilReleased) {
   loop.hold();
   Timer t(loop);
   int fired = 0;
@@ -331,11 +317,11 @@ TEST(Loop, HoldKeepsRunGoingUntilReleased) {
 // The poller's descriptor replaced behind the loop's back: epoll_wait fails (EINVAL) on every
 // call. The failure is reported once and run() returns, where it used to retry forever at
 // 100% CPU. A post runs on every iteration, so the watchdog ends a spinning run() in 2 s.
-TEST(Loop, APollerFailureIsReportedAndRunReturns) {
-  const std::set<int> before = corio_test::epoll_descriptors();
-  Loop loop;
+TEST_F(LoopTest, APollerFailureIsReportedAndRunReturns) {
+  const std::set<int> before = corio_test::descriptors_linked_to("anon_inode:[eventpoll]");
+  Loop loop;  // not the fixture's: its descriptor is the one made now
   std::vector<int> made;
-  for (int fd : corio_test::epoll_descriptors())
+  for (int fd : corio_test::descriptors_linked_to("anon_inode:[eventpoll]"))
     if (!before.count(fd)) made.push_back(fd);
   ASSERT_EQ(made.size(), 1u) << "the loop's epoll descriptor";
   std::vector<std::string> errors;
@@ -369,9 +355,10 @@ TEST(Loop, APollerFailureIsReportedAndRunReturns) {
   EXPECT_LT(Clock::now() - t1, 1s);
   EXPECT_EQ(errors.size(), 1u);
   t.stop();
+  corio_test::expect_closes(loop);  // nothing left: a broken loop closes too
 }
 
-TEST(Loop, CurrentIsOnePerThread) {
+TEST_F(LoopTest, CurrentIsOnePerThread) {
   Loop* mine = &Loop::current();
   EXPECT_EQ(mine, &Loop::current());
   Loop* other = nullptr;
@@ -387,8 +374,7 @@ Duration cpu_time() {
   return tv(ru.ru_utime) + tv(ru.ru_stime);
 }
 
-TEST(LoopIdle, TwoSecondTimerCostsNoCpu) {
-  Loop loop;
+TEST_F(LoopIdle, TwoSecondTimerCostsNoCpu) {
   Timer t(loop);
   int fired = 0;
   const Duration cpu0 = cpu_time();

@@ -51,10 +51,10 @@ TEST(Poller, AClosedDescriptorIsRefused) {
 }
 
 TEST(Poller, AFailedWaitIsReturned) {
-  const std::set<int> before = corio_test::epoll_descriptors();
+  const std::set<int> before = corio_test::descriptors_linked_to("anon_inode:[eventpoll]");
   auto poller = Poller::create();
   int epfd = -1;
-  for (int fd : corio_test::epoll_descriptors())
+  for (int fd : corio_test::descriptors_linked_to("anon_inode:[eventpoll]"))
     if (!before.count(fd)) epfd = fd;
   ASSERT_GE(epfd, 0);
   const int other = ::eventfd(0, EFD_CLOEXEC);

@@ -26,6 +26,9 @@ using corio::signal_number;
 using corio::SignalWatch;
 using corio_test::run_until;
 
+// Each test gets `loop` and ends by asserting that it closes (corio_test::LoopFixture).
+using Signal = corio_test::LoopFixture;
+
 bool blocked(int signo) {
   sigset_t cur;
   sigemptyset(&cur);
@@ -47,9 +50,8 @@ bool pending(int signo) {
   return sigismember(&p, signo) == 1;
 }
 
-TEST(Signal, WatchReceivesARaisedSignal) {
+TEST_F(Signal, WatchReceivesARaisedSignal) {
   ASSERT_FALSE(blocked(SIGUSR1));
-  Loop loop;
   std::vector<int> got;
   {
     SignalWatch w(loop, SIGUSR1, [&](int s) { got.push_back(s); });
@@ -70,9 +72,8 @@ TEST(Signal, WatchReceivesARaisedSignal) {
   EXPECT_FALSE(loop.alive());
 }
 
-TEST(Signal, StopRestoresTheMask) {
+TEST_F(Signal, StopRestoresTheMask) {
   ASSERT_FALSE(blocked(SIGUSR2));
-  Loop loop;
   SignalWatch w(loop, SIGUSR2, [](int) {});
   ASSERT_FALSE(w.start());
   EXPECT_TRUE(blocked(SIGUSR2));
@@ -87,7 +88,7 @@ TEST(Signal, StopRestoresTheMask) {
   EXPECT_FALSE(blocked(SIGUSR2));
 }
 
-TEST(Signal, SignalBlockedBeforehandStaysBlocked) {
+TEST_F(Signal, SignalBlockedBeforehandStaysBlocked) {
   set_blocked(SIGUSR2, true);
   {
     Loop loop;
@@ -102,8 +103,7 @@ TEST(Signal, SignalBlockedBeforehandStaysBlocked) {
   set_blocked(SIGUSR2, false);
 }
 
-TEST(Signal, TwoWatchesOfOneSignalBothReceiveIt) {
-  Loop loop;
+TEST_F(Signal, TwoWatchesOfOneSignalBothReceiveIt) {
   int a_calls = 0, b_calls = 0;
   SignalWatch a(loop, SIGUSR1, [&](int s) {
     EXPECT_EQ(s, SIGUSR1);
@@ -128,8 +128,7 @@ TEST(Signal, TwoWatchesOfOneSignalBothReceiveIt) {
   EXPECT_FALSE(blocked(SIGUSR1));
 }
 
-TEST(Signal, WatchStoppedBySiblingCallbackIsNotCalled) {
-  Loop loop;
+TEST_F(Signal, WatchStoppedBySiblingCallbackIsNotCalled) {
   int calls = 0;
   std::unique_ptr<SignalWatch> a, b;
   a = std::make_unique<SignalWatch>(loop, SIGUSR1, [&](int) {
@@ -151,8 +150,7 @@ TEST(Signal, WatchStoppedBySiblingCallbackIsNotCalled) {
   EXPECT_FALSE(blocked(SIGUSR1));
 }
 
-TEST(Signal, DifferentSignalsGoToTheirOwnWatches) {
-  Loop loop;
+TEST_F(Signal, DifferentSignalsGoToTheirOwnWatches) {
   std::vector<int> got1, got2;
   SignalWatch w1(loop, SIGUSR1, [&](int s) { got1.push_back(s); });
   SignalWatch w2(loop, SIGUSR2, [&](int s) { got2.push_back(s); });
@@ -164,8 +162,7 @@ TEST(Signal, DifferentSignalsGoToTheirOwnWatches) {
   EXPECT_EQ(got2, std::vector<int>{SIGUSR2});
 }
 
-TEST(Signal, UncatchableOrInvalidSignalsAreRefused) {
-  Loop loop;
+TEST_F(Signal, UncatchableOrInvalidSignalsAreRefused) {
   for (int s : {SIGKILL, SIGSTOP, 0, -1, 65, 1000}) {
     SignalWatch w(loop, s, [](int) {});
     std::error_code ec = w.start();
@@ -175,7 +172,7 @@ TEST(Signal, UncatchableOrInvalidSignalsAreRefused) {
   EXPECT_FALSE(loop.alive());
 }
 
-TEST(Signal, LoopDestroyedBeforeItsWatch) {
+TEST_F(Signal, LoopDestroyedBeforeItsWatch) {
   ASSERT_FALSE(blocked(SIGUSR1));
   auto loop = std::make_unique<Loop>();
   SignalWatch w(*loop, SIGUSR1, [](int) {});
@@ -185,8 +182,7 @@ TEST(Signal, LoopDestroyedBeforeItsWatch) {
   EXPECT_FALSE(blocked(SIGUSR1));
 }
 
-TEST(Signal, ExceptionFromASignalCallbackGoesToTheHandler) {
-  Loop loop;
+TEST_F(Signal, ExceptionFromASignalCallbackGoesToTheHandler) {
   std::vector<std::string> errors;
   corio_test::capture_exceptions(loop, errors);
   int other = 0;
@@ -223,7 +219,7 @@ std::string describe(int status) {
 
 // A signal raised while watched but not yet read from the signalfd is pending; it used to
 // be delivered with its default action (SIGUSR1: terminate) once the last watch stopped.
-TEST(Signal, StoppingTheLastWatchDiscardsAPendingSignal) {
+TEST_F(Signal, StoppingTheLastWatchDiscardsAPendingSignal) {
   const int status = status_of_child([] {
     Loop loop;
     SignalWatch w(loop, SIGUSR1, [](int) {});
@@ -234,7 +230,7 @@ TEST(Signal, StoppingTheLastWatchDiscardsAPendingSignal) {
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << describe(status);
 }
 
-TEST(Signal, DestroyingTheLoopDiscardsAPendingSignal) {
+TEST_F(Signal, DestroyingTheLoopDiscardsAPendingSignal) {
   const int status = status_of_child([] {
     auto loop = std::make_unique<Loop>();
     SignalWatch w(*loop, SIGUSR2, [](int) {});
@@ -246,7 +242,7 @@ TEST(Signal, DestroyingTheLoopDiscardsAPendingSignal) {
 }
 
 // The thread had it blocked before: it stays blocked, and pending, as it would have been.
-TEST(Signal, APendingSignalTheThreadBlockedItselfStaysPending) {
+TEST_F(Signal, APendingSignalTheThreadBlockedItselfStaysPending) {
   const int status = status_of_child([] {
     set_blocked(SIGUSR1, true);
     Loop loop;
@@ -258,7 +254,7 @@ TEST(Signal, APendingSignalTheThreadBlockedItselfStaysPending) {
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << describe(status);
 }
 
-TEST(Signal, SignalNumberParsesNames) {
+TEST_F(Signal, SignalNumberParsesNames) {
   EXPECT_EQ(signal_number("SIGINT"), SIGINT);
   EXPECT_EQ(signal_number("INT"), SIGINT);
   EXPECT_EQ(signal_number("int"), SIGINT);
@@ -282,8 +278,7 @@ TEST(Signal, SignalNumberParsesNames) {
 
 namespace {
 
-TEST(Signal, UnreferencedWatchDoesNotHoldRun) {
-  corio::Loop loop;
+TEST_F(Signal, UnreferencedWatchDoesNotHoldRun) {
   corio::SignalWatch w(loop, SIGUSR2, [](int) {});
   ASSERT_FALSE(w.start());
   w.unref();

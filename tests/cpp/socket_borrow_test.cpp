@@ -17,6 +17,9 @@ using corio::Direction;
 using corio::Error;
 using corio::Loop;
 
+// Each test gets `loop` and ends by asserting that it closes (corio_test::LoopFixture).
+using SocketBorrow = corio_test::LoopFixture;
+
 bool is_open(int fd) { return fcntl(fd, F_GETFD) != -1; }
 
 class ReadOne final : public corio::IoOp {
@@ -43,8 +46,7 @@ struct Pair {
   }
 };
 
-TEST(SocketBorrow, ReadsAndCloseWakesWaitersButLeavesTheDescriptorOpen) {
-  Loop loop;
+TEST_F(SocketBorrow, ReadsAndCloseWakesWaitersButLeavesTheDescriptorOpen) {
   Pair p;
   ASSERT_GE(p.a, 0);
   corio::Socket so(loop, -1);
@@ -69,8 +71,7 @@ TEST(SocketBorrow, ReadsAndCloseWakesWaitersButLeavesTheDescriptorOpen) {
   EXPECT_EQ(c, 'y');
 }
 
-TEST(SocketBorrow, DestroyAndDestructorLeaveItOpen) {
-  Loop loop;
+TEST_F(SocketBorrow, DestroyAndDestructorLeaveItOpen) {
   Pair p;
   ASSERT_GE(p.a, 0);
   {
@@ -84,8 +85,7 @@ TEST(SocketBorrow, DestroyAndDestructorLeaveItOpen) {
   EXPECT_TRUE(is_open(p.a));
 }
 
-TEST(SocketBorrow, OwnedDescriptorIsClosed) {
-  Loop loop;
+TEST_F(SocketBorrow, OwnedDescriptorIsClosed) {
   Pair p;
   ASSERT_GE(p.a, 0);
   {

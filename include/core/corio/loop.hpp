@@ -14,6 +14,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <string>
 #include <system_error>
 #include <vector>
 
@@ -85,6 +86,17 @@ class Loop {
   HandleCounts& handles() noexcept { return handles_; }
   const HandleCounts& handles() const noexcept { return handles_; }
 
+  // Closes the loop (libuv's uv_loop_close): fails with device_or_resource_busy while
+  // anything is live — a started timer, watch or signal watch (referenced or not; the
+  // loop's own descriptors aside), a socket, a spawned task not finished, a hold, a
+  // queued or posted callback — and live_report() then says which. On success the
+  // services and the signalfd are released and the loop is as good as new (using it
+  // again makes them again): Loop::current() outlives everyone who closes it. Not from
+  // inside one of the loop's callbacks.
+  std::error_code close();
+  // What keeps close() from succeeding, e.g. "2 timers, 1 io_watch (fd 7), 1 task"; empty
+  // if nothing.
+  std::string live_report() const;
 
   std::size_t timer_count() const noexcept { return timers_.size(); }
 
@@ -132,7 +144,7 @@ class Loop {
   Cursor* cursor_ = nullptr;  // innermost descriptor dispatch in progress
   std::vector<Callback> queued_;
   std::vector<Callback> running_;
-  std::mutex posted_mutex_;
+  mutable std::mutex posted_mutex_;
   std::vector<Callback> posted_;
   std::atomic<bool> sleeping_{false};
   detail::TaskNode* tasks_ = nullptr;
