@@ -37,6 +37,10 @@ Loop::~Loop() {
     timers_.erase(t);
     t->detach_handle();
   }
+  while (ListedHandle* h = handles_.listed_) {
+    handles_.listed_ = h->next_;
+    h->detach();
+  }
 }
 
 Loop::Service* Loop::service(const void* key) const noexcept {

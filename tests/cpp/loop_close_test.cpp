@@ -87,9 +87,8 @@ TEST_F(LoopClose, ASignalWatchIsReportedButNotTheSignalfdsOwnWatch) {
 }
 
 TEST_F(LoopClose, AnOpenSocketHandleIsLive) {
-  struct OpenSocket : corio::Handle {
-    explicit OpenSocket(Loop& l) : Handle(l.handles(), corio::HandleKind::socket) { unref(); }
-    ~OpenSocket() { stop_handle(); }
+  struct OpenSocket : corio::ListedHandle {
+    explicit OpenSocket(Loop& l) : ListedHandle(l.handles(), corio::HandleKind::socket) { unref(); }
     void open() { start_handle(); }
   } sock(loop);
   sock.open();

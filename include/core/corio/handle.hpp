@@ -1,6 +1,6 @@
 // Handle: an object that, while started, is live on a loop (libuv's uv_handle_t). Timer,
-// IoWatch and SignalWatch are handles, and so may a higher layer's objects be (kind
-// socket). The loop's HandleCounts is the one place that counts what keeps it running
+// IoWatch and SignalWatch are handles, and so may a higher layer's objects be (a socket:
+// ListedHandle). The loop's HandleCounts is the one place that counts what keeps it running
 // (referenced live handles and hold()s) and what is live at all, by kind: run() goes on
 // while refs() > 0, and Loop::close() refuses while anything is live.
 #pragma once
@@ -9,6 +9,7 @@
 namespace corio {
 
 class Loop;
+class ListedHandle;
 
 enum class HandleKind : unsigned char {
   timer,
@@ -38,6 +39,7 @@ class HandleCounts {
 
  private:
   friend class Handle;
+  friend class ListedHandle;
   friend class Loop;
   void start(HandleKind kind, bool ref) noexcept {
     ++live_[static_cast<std::size_t>(kind)];
@@ -62,6 +64,7 @@ class HandleCounts {
   long refs_ = 0;
   long holds_ = 0;
   long live_[kHandleKinds] = {};
+  ListedHandle* listed_ = nullptr;  // the started ListedHandles, detached by ~Loop
 };
 
 // The base of every handle. A derived class calls start_handle() when it becomes live
@@ -111,10 +114,55 @@ class Handle {
   void make_internal() noexcept { kind_ = HandleKind::internal; }
 
  private:
+  friend class ListedHandle;
   HandleCounts* counts_;
   HandleKind kind_;
   bool active_ = false;
   bool ref_ = true;
+};
+
+// A handle of a higher layer, which no structure of the loop holds (a timer is in the timer
+// queue, a watch in its descriptor's list): started, it is also linked into the loop's list,
+// so that a loop destroyed first detaches it — its later stop_handle() and destructor then
+// touch nothing — as it does its timers and watches. An O(1) link, at start and stop only.
+//
+// A socket, say: made unreferenced (unref() in its constructor) with kind socket, it calls
+// start_handle() when it gets a descriptor and stop_handle() when it closes it; while open
+// it is live (Loop::close() reports "socket: n") but keeps no run() going by itself. A
+// queued operation holds the loop with ref() (unref() when the last one leaves) or with
+// Loop::hold()/release().
+class ListedHandle : public Handle {
+ protected:
+  ListedHandle(HandleCounts& counts, HandleKind kind) noexcept : Handle(counts, kind) {}
+  ~ListedHandle() { stop_handle(); }
+
+  void start_handle() noexcept {
+    if (active()) return;
+    Handle::start_handle();
+    next_ = counts_->listed_;
+    prev_ = nullptr;
+    if (next_) next_->prev_ = this;
+    counts_->listed_ = this;
+  }
+  void stop_handle() noexcept {
+    if (!active()) return;
+    Handle::stop_handle();
+    if (prev_)
+      prev_->next_ = next_;
+    else
+      counts_->listed_ = next_;
+    if (next_) next_->prev_ = prev_;
+    prev_ = next_ = nullptr;
+  }
+
+ private:
+  friend class Loop;
+  void detach() noexcept {  // the loop is going away
+    detach_handle();
+    prev_ = next_ = nullptr;
+  }
+  ListedHandle* prev_ = nullptr;
+  ListedHandle* next_ = nullptr;
 };
 
 }  // namespace corio

@@ -94,14 +94,15 @@ class Loop {
   // again makes them again): Loop::current() outlives everyone who closes it. Not from
   // inside one of the loop's callbacks.
   std::error_code close();
-  // What keeps close() from succeeding, e.g. "2 timers, 1 io_watch (fd 7), 1 task"; empty
-  // if nothing.
+  // What keeps close() from succeeding, e.g. "timer: 2, io_watch: 1 (fd 7), task: 1";
+  // empty if nothing.
   std::string live_report() const;
 
   std::size_t timer_count() const noexcept { return timers_.size(); }
 
   // A part of a higher layer that lives as long as the loop (the pool of buffers the socket
-  // engine lends, say): found by a key of its own, destroyed with the loop after its tasks.
+  // engine lends, say): found by a key of its own, destroyed with the loop after its tasks
+  // (or by a successful close()).
   class Service {
    public:
     virtual ~Service() = default;
@@ -120,7 +121,7 @@ class Loop {
   struct FdSlot {
     IoWatch* head = nullptr;
     unsigned registered = 0;  // interest mask the poller currently holds
-    bool always_ready = false;  // a regular file: epoll refuses it, select calls it ready
+    bool always_ready = false;  // the poller cannot poll it (Poller::kAlwaysReady)
   };
 
   std::error_code update_fd(int fd, bool resync = false);
