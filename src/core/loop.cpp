@@ -5,12 +5,12 @@
 
 #include "poller.hpp"
 #include "signal_source.hpp"
+#include "timer_arming.hpp"
 #include "wakeup.hpp"
 
 #include <cstdio>
 #include <system_error>
 #include <utility>
-#include <sys/stat.h>
 
 namespace corio {
 
@@ -28,8 +28,19 @@ Loop::~Loop() {
   // Watches and timers still armed belong to their owners; detach them so a late
   // destructor does not touch a dead loop.
   for (auto& slot : fds_)
-    for (IoWatch* w = slot.head; w; w = w->next_) w->interest_ = 0;
-  while (!timers_.empty()) timers_.erase(timers_.top());
+    for (IoWatch* w = slot.head; w; w = w->next_) {
+      w->interest_ = 0;
+      w->detach_handle();
+    }
+  while (!timers_.empty()) {
+    Timer* t = timers_.top();
+    timers_.erase(t);
+    t->detach_handle();
+  }
+  while (ListedHandle* h = handles_.listed_) {
+    handles_.listed_ = h->next_;
+    h->detach();
+  }
 }
 
 Loop::Service* Loop::service(const void* key) const noexcept {
@@ -47,8 +58,6 @@ Loop& Loop::current() {
   thread_local Loop loop;
   return loop;
 }
-
-bool Loop::alive() const noexcept { return refs_ > 0 || !queued_.empty(); }
 
 void Loop::run() {
   stop_ = false;
@@ -83,6 +92,57 @@ void Loop::report(std::exception_ptr e) noexcept {
   }
 }
 
+void Loop::fail(std::error_code ec) noexcept {
+  error_ = ec;
+  stop_ = true;
+  report(std::make_exception_ptr(std::system_error(ec, "waiting for events failed; the loop stops")));
+}
+
+std::error_code Loop::close() {
+  if (!live_report().empty()) return std::make_error_code(std::errc::device_or_resource_busy);
+  while (!services_.empty()) services_.pop_back();  // newest first: it may use older ones
+  signals_.reset();
+  return {};
+}
+
+std::string Loop::live_report() const {
+  std::string out;
+  auto add = [&out](const char* what, std::size_t n) {
+    if (n == 0) return false;
+    if (!out.empty()) out += ", ";
+    out += what;
+    out += ": ";
+    out += std::to_string(n);
+    return true;
+  };
+  for (HandleKind kind : {HandleKind::timer, HandleKind::io_watch, HandleKind::signal_watch, HandleKind::socket}) {
+    if (!add(handle_kind_name(kind), static_cast<std::size_t>(handles_.live(kind)))) continue;
+    if (kind == HandleKind::io_watch) {
+      const char* sep = " (fd ";
+      for (const FdSlot& slot : fds_)
+        for (const IoWatch* w = slot.head; w; w = w->next_)
+          if (w->kind() != HandleKind::internal) {
+            out += sep + std::to_string(w->fd());
+            sep = ", ";
+          }
+      if (*sep == ',') out += ')';
+    } else if (kind == HandleKind::signal_watch && signals_) {
+      signals_->describe(out);
+    }
+  }
+  std::size_t tasks = 0;
+  for (const detail::TaskNode* n = tasks_; n; n = n->next) ++tasks;
+  add("task", tasks);
+  add("hold", static_cast<std::size_t>(handles_.holds()));
+  std::size_t callbacks = queued_.size();
+  {
+    std::lock_guard lock(posted_mutex_);
+    callbacks += posted_.size();
+  }
+  add("callback", callbacks);
+  return out;
+}
+
 void Loop::call_soon(Callback fn) { queued_.push_back(std::move(fn)); }
 
 void Loop::post(Callback fn) {
@@ -113,6 +173,7 @@ int Loop::run_queued() {
 }
 
 bool Loop::run_once(std::optional<Duration> timeout) {
+  if (error_) return false;  // broken: waiting would fail again at once
   int ran = run_queued();
 
   std::optional<Duration> wait = timeout;
@@ -132,6 +193,10 @@ bool Loop::run_once(std::optional<Duration> timeout) {
   PollEvent events[256];
   int n = poller_->wait(wait, events, 256);
   sleeping_.store(false, std::memory_order_relaxed);
+  if (n < 0) {
+    fail(std::error_code(-n, std::generic_category()));
+    return ran > 0;
+  }
 
   ran += fire_timers();
   for (int i = 0; i < n; ++i) {
@@ -150,57 +215,24 @@ bool Loop::run_once(std::optional<Duration> timeout) {
   return ran > 0;
 }
 
-// ---- timers ----
-
-void Timer::start(Duration after, Callback cb, Duration repeat) {
-  start_at(Loop::now() + after, std::move(cb), repeat);
-}
-
-void Timer::start_at(TimePoint deadline, Callback cb, Duration repeat) {
-  stop();
-  deadline_ = deadline;
-  repeat_ = repeat < Duration::zero() ? Duration::zero() : repeat;
-  cb_ = std::move(cb);
-  loop_->arm(this);
-}
-
-void Timer::stop() noexcept {
-  if (active()) loop_->disarm(this);
-}
-
-void Loop::arm(Timer* t) {
-  if (t->deadline_ <= pass_now_) t->deadline_ = pass_now_ + Duration(1);
-  t->seq_ = timers_.next_seq();
-  timers_.push(t);
-  if (t->ref_) ++refs_;
-}
-
-void Loop::disarm(Timer* t) noexcept {
-  timers_.erase(t);
-  if (t->ref_) --refs_;
-}
-
-void Timer::unref() noexcept {
-  if (!ref_) return;
-  if (active()) --loop_->refs_;
-  ref_ = false;
-}
-
 int Loop::fire_timers() {
   if (timers_.empty()) return 0;
   TimePoint t_now = now();
   // A timer armed during this pass for a deadline already past is moved just after
-  // t_now (see arm): it fires next iteration instead of starving the loop.
+  // t_now (see Timer::arm): it fires next iteration instead of starving the loop.
   TimePoint outer_pass = std::exchange(pass_now_, t_now);
   int fired = 0;
   while (!timers_.empty() && timers_.next_deadline() <= t_now) {
     Timer* t = timers_.top();
-    disarm(t);
     if (t->repeat_ > Duration::zero()) {
-      // Periodic without drift; if the loop fell behind, skip the missed ticks.
+      // Periodic without drift; if the loop fell behind, skip the missed ticks. It stays
+      // live: only its place in the queue changes.
+      timers_.erase(t);
       TimePoint next = t->deadline_ + t->repeat_;
       t->deadline_ = next > t_now ? next : t_now + t->repeat_;
-      arm(t);
+      t->arm(*this);
+    } else {
+      t->disarm(*this);
     }
     ++fired;
     // The callback may restart or destroy its timer, replacing or freeing cb_ while it
@@ -220,97 +252,6 @@ int Loop::fire_timers() {
   return fired;
 }
 
-// ---- descriptor watches ----
-
-std::error_code IoWatch::start(unsigned interest) {
-  interest &= kReadable | kWritable | kPriority;
-  if (fd_ < 0) {
-    stop();
-    return std::make_error_code(std::errc::bad_file_descriptor);
-  }
-  if (interest == interest_) return {};
-  if (interest == 0) {  // must unlink and drop the ref, not just clear the mask
-    stop();
-    return {};
-  }
-  Loop& loop = *loop_;
-  if (static_cast<std::size_t>(fd_) >= loop.fds_.size()) loop.fds_.resize(fd_ + 1);
-  bool was_active = active();
-  if (!was_active) {
-    auto& slot = loop.fds_[fd_];
-    next_ = slot.head;
-    prev_ = nullptr;
-    if (slot.head) slot.head->prev_ = this;
-    slot.head = this;
-    if (ref_) ++loop.refs_;
-  }
-  interest_ = interest;
-  std::error_code ec = loop.update_fd(fd_, !was_active);
-  if (ec) stop();
-  return ec;
-}
-
-void IoWatch::stop() noexcept {
-  if (!active()) return;
-  loop_->unlink_watch(this);
-  interest_ = 0;
-  if (ref_) --loop_->refs_;
-  loop_->update_fd(fd_);
-}
-
-void IoWatch::unref() noexcept {
-  if (!ref_) return;
-  ref_ = false;
-  if (active()) --loop_->refs_;
-}
-
-void Loop::unlink_watch(IoWatch* w) noexcept {
-  for (Cursor* c = cursor_; c; c = c->outer)
-    if (c->next == w) c->next = w->next_;
-  if (w->prev_)
-    w->prev_->next_ = w->next_;
-  else
-    fds_[w->fd_].head = w->next_;
-  if (w->next_) w->next_->prev_ = w->prev_;
-  w->prev_ = w->next_ = nullptr;
-}
-
-// resync: a watch was just started. The descriptor may have been closed and its number
-// reused since the poller last heard of it (the kernel then dropped our registration
-// silently), so tell the poller again rather than trust `registered`.
-std::error_code Loop::update_fd(int fd, bool resync) {
-  FdSlot& slot = fds_[fd];
-  unsigned want = 0;
-  for (IoWatch* w = slot.head; w; w = w->next_) want |= w->interest_;
-  if (slot.always_ready) {
-    if (want == 0) {
-      slot.always_ready = false;
-      std::erase(always_ready_, fd);
-    }
-    return {};
-  }
-  if (want == slot.registered && !resync) return {};
-  int err = poller_->set(fd, slot.registered, want);
-  if (want == 0) {  // a failed removal means the kernel had dropped it already
-    slot.registered = 0;
-    return {};
-  }
-  if (err == EPERM) {
-    // epoll refuses regular files; they never block, so report them ready every time.
-    struct stat st;
-    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
-      if (slot.registered) poller_->set(fd, slot.registered, 0);
-      slot.registered = 0;
-      slot.always_ready = true;
-      always_ready_.push_back(fd);
-      return {};
-    }
-  }
-  if (err) return {err, std::generic_category()};
-  slot.registered = want;
-  return {};
-}
-
 void Loop::dispatch_fd(int fd, unsigned events) {
   if (fd < 0 || static_cast<std::size_t>(fd) >= fds_.size()) return;
   // Error and hangup go to every watch (a reader or writer then finds out by trying),
@@ -327,22 +268,6 @@ void Loop::dispatch_fd(int fd, unsigned events) {
     if (mine) guarded([w, mine] { w->cb_(mine); });
   }
   cursor_ = cur.outer;
-}
-
-// ---- spawned tasks ----
-
-void link_task(Loop& loop, detail::TaskNode* n) noexcept {
-  n->next = loop.tasks_;
-  if (loop.tasks_) loop.tasks_->prev = n;
-  loop.tasks_ = n;
-}
-
-void unlink_task(Loop& loop, detail::TaskNode* n) noexcept {
-  if (n->prev)
-    n->prev->next = n->next;
-  else
-    loop.tasks_ = n->next;
-  if (n->next) n->next->prev = n->prev;
 }
 
 }  // namespace corio

@@ -9,6 +9,7 @@
 #include <ctime>
 #include <system_error>
 #include <sys/epoll.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -50,8 +51,12 @@ class EpollPoller final : public Poller {
     // The descriptor was closed (and maybe its number reused) behind our back: the
     // kernel dropped the old registration, so treat DEL as done and MOD as a new ADD.
     if (op == EPOLL_CTL_DEL && (err == ENOENT || err == EBADF)) return 0;
-    if (op == EPOLL_CTL_MOD && err == ENOENT && epoll_ctl(fd_, EPOLL_CTL_ADD, fd, &ev) == 0) return 0;
+    if (op == EPOLL_CTL_MOD && err == ENOENT) {
+      if (epoll_ctl(fd_, EPOLL_CTL_ADD, fd, &ev) == 0) return 0;
+      err = errno;  // and the number may now be a regular file's
+    }
     if (op == EPOLL_CTL_ADD && err == EEXIST && epoll_ctl(fd_, EPOLL_CTL_MOD, fd, &ev) == 0) return 0;
+    if (err == EPERM && regular_file(fd)) return kAlwaysReady;
     return err;
   }
 
@@ -82,12 +87,18 @@ class EpollPoller final : public Poller {
       }
       n = epoll_wait(fd_, evs, max, ms);
     }
-    if (n < 0) return 0;  // EINTR: the caller simply iterates again
+    if (n < 0) return errno == EINTR ? 0 : -errno;  // EINTR: the caller simply iterates again
     for (int i = 0; i < n; ++i) out[i] = PollEvent{evs[i].data.fd, from_epoll(evs[i].events)};
     return n;
   }
 
  private:
+  // epoll refuses regular files (EPERM); they never block.
+  static bool regular_file(int fd) noexcept {
+    struct stat st;
+    return fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
+  }
+
   int fd_;
   bool have_pwait2_ = true;
 };

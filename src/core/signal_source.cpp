@@ -3,10 +3,8 @@
 #include <corio/loop.hpp>
 
 #include <cerrno>
-#include <cstdlib>
-#include <cstring>
+#include <ctime>
 #include <pthread.h>
-#include <strings.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
 
@@ -19,15 +17,30 @@ SignalSource::SignalSource(Loop& loop) : loop_(loop) {
 
 SignalSource::~SignalSource() {
   for (auto& head : heads_)
-    for (SignalWatch* w = head; w; w = w->next_) w->active_ = false;
+    for (SignalWatch* w = head; w; w = w->next_) w->detach_handle();
   watch_.reset();
   if (fd_ >= 0) close(fd_);
   // Give the thread back the mask it had for the signals we took over.
-  sigset_t unblock;
-  sigemptyset(&unblock);
   for (int s = 1; s < kMax; ++s)
-    if (sigismember(&watched_, s) && !sigismember(&blocked_before_, s)) sigaddset(&unblock, s);
-  pthread_sigmask(SIG_UNBLOCK, &unblock, nullptr);
+    if (sigismember(&watched_, s)) release(s);
+}
+
+// The signal is no longer ours: unblock it unless the thread had it blocked before. An
+// instance still pending (raised, not yet read from the signalfd) is discarded first, or
+// unblocking would deliver it with its default action (terminating the process, for most).
+void SignalSource::release(int signo) noexcept {
+  sigdelset(&watched_, signo);
+  if (sigismember(&blocked_before_, signo)) {
+    sigdelset(&blocked_before_, signo);
+    return;
+  }
+  sigset_t one;
+  sigemptyset(&one);
+  sigaddset(&one, signo);
+  const timespec zero{};
+  while (sigtimedwait(&one, nullptr, &zero) == signo) {
+  }
+  pthread_sigmask(SIG_UNBLOCK, &one, nullptr);
 }
 
 std::error_code SignalSource::apply_mask() noexcept {
@@ -36,6 +49,7 @@ std::error_code SignalSource::apply_mask() noexcept {
   if (fd_ < 0) {
     fd_ = fd;
     watch_.emplace(loop_, fd_, [this](unsigned) { on_readable(); });
+    watch_->make_internal();  // the loop's own: Loop::close() does not count it
     watch_->unref();
     if (auto ec = watch_->start(kReadable)) return ec;
   }
@@ -79,13 +93,18 @@ void SignalSource::remove(SignalWatch* w) noexcept {
   if (heads_[s]) return;
   sigdelset(&watched_, s);
   apply_mask();
-  if (!sigismember(&blocked_before_, s)) {
-    sigset_t one;
-    sigemptyset(&one);
-    sigaddset(&one, s);
-    pthread_sigmask(SIG_UNBLOCK, &one, nullptr);
-  }
-  sigdelset(&blocked_before_, s);
+  release(s);
+}
+
+void SignalSource::describe(std::string& out) const {
+  const char* sep = " (";
+  for (int s = 1; s < kMax; ++s)
+    for (SignalWatch* w = heads_[s]; w; w = w->next_) {
+      out += sep;
+      out += "signal " + std::to_string(s);
+      sep = ", ";
+    }
+  if (*sep == ',') out += ')';
 }
 
 void SignalSource::on_readable() {
@@ -105,56 +124,6 @@ void SignalSource::on_readable() {
     }
     cursor_ = outer;
   }
-}
-
-// ---- SignalWatch ----
-
-std::error_code SignalWatch::start() {
-  if (active_) return {};
-  if (!loop_->signals_) loop_->signals_ = std::make_unique<SignalSource>(*loop_);
-  if (auto ec = loop_->signals_->add(this)) return ec;
-  active_ = true;
-  if (ref_) ++loop_->refs_;
-  return {};
-}
-
-void SignalWatch::unref() noexcept {
-  if (!ref_) return;
-  if (active_) --loop_->refs_;
-  ref_ = false;
-}
-
-void SignalWatch::stop() noexcept {
-  if (!active_) return;
-  active_ = false;
-  if (ref_) --loop_->refs_;
-  loop_->signals_->remove(this);
-}
-
-int signal_number(const char* name) noexcept {
-  static const struct {
-    const char* name;
-    int signo;
-  } table[] = {
-      {"HUP", SIGHUP},   {"INT", SIGINT},       {"QUIT", SIGQUIT}, {"ILL", SIGILL},     {"TRAP", SIGTRAP},
-      {"ABRT", SIGABRT}, {"BUS", SIGBUS},       {"FPE", SIGFPE},   {"USR1", SIGUSR1},   {"SEGV", SIGSEGV},
-      {"USR2", SIGUSR2}, {"PIPE", SIGPIPE},     {"ALRM", SIGALRM}, {"TERM", SIGTERM},   {"CHLD", SIGCHLD},
-      {"CONT", SIGCONT}, {"TSTP", SIGTSTP},     {"TTIN", SIGTTIN}, {"TTOU", SIGTTOU},   {"URG", SIGURG},
-      {"XCPU", SIGXCPU}, {"XFSZ", SIGXFSZ},     {"VTALRM", SIGVTALRM}, {"PROF", SIGPROF}, {"WINCH", SIGWINCH},
-      {"IO", SIGIO},     {"PWR", SIGPWR},       {"SYS", SIGSYS},   {"KILL", SIGKILL},   {"STOP", SIGSTOP},
-  };
-  if (strncasecmp(name, "SIG", 3) == 0) name += 3;
-  for (const auto& e : table)
-    if (strcasecmp(name, e.name) == 0) return e.signo;
-  if (strncasecmp(name, "RTMIN+", 6) == 0 || strncasecmp(name, "RTMAX-", 6) == 0) {
-    char* end;
-    long k = std::strtol(name + 6, &end, 10);
-    int s = name[3] == 'I' || name[3] == 'i' ? SIGRTMIN + static_cast<int>(k) : SIGRTMAX - static_cast<int>(k);
-    if (*end == '\0' && k >= 0 && s >= SIGRTMIN && s <= SIGRTMAX) return s;
-  }
-  if (strcasecmp(name, "RTMIN") == 0) return SIGRTMIN;
-  if (strcasecmp(name, "RTMAX") == 0) return SIGRTMAX;
-  return 0;
 }
 
 }  // namespace corio

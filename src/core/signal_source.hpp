@@ -5,6 +5,7 @@
 
 #include <csignal>
 #include <optional>
+#include <string>
 
 namespace corio {
 
@@ -14,10 +15,13 @@ class SignalSource {
   ~SignalSource();
   std::error_code add(SignalWatch* w);
   void remove(SignalWatch* w) noexcept;
+  // Appends " (signal 10, signal 12)": the signal of each watch.
+  void describe(std::string& out) const;
 
  private:
   void on_readable();
   std::error_code apply_mask() noexcept;
+  void release(int signo) noexcept;
 
   static constexpr int kMax = 65;  // signals 1..64
   Loop& loop_;

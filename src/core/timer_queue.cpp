@@ -1,5 +1,7 @@
 #include <corio/timer_queue.hpp>
 
+#include <corio/timer.hpp>
+
 namespace corio {
 
 // A 4-ary heap is shallower than a binary one (log4 n levels) and its four children share
@@ -82,6 +84,11 @@ void TimerQueue::settle() {
     wheel_->busy[i / 64] &= ~(std::uint64_t{1} << (i % 64));
     cur_ = s + 1;
   }
+}
+
+inline void TimerQueue::place(std::size_t i, const Entry& e) noexcept {
+  heap_[i] = e;
+  e.timer->index_ = i;
 }
 
 void TimerQueue::heap_push(Timer* t) {

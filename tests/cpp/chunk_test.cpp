@@ -11,14 +11,18 @@
 #include <utility>
 #include <vector>
 
+#include "test_support.hpp"
+
 namespace {
 
 using corio::Chunk;
 using corio::ChunkPool;
 using corio::Loop;
 
-TEST(ChunkTest, TakenBufferIsLentAndGivenBack) {
-  Loop loop;
+// Each test gets `loop` and ends by asserting that it closes (corio_test::LoopFixture).
+using ChunkTest = corio_test::LoopFixture;
+
+TEST_F(ChunkTest, TakenBufferIsLentAndGivenBack) {
   ChunkPool& pool = ChunkPool::of(loop);
   EXPECT_EQ(&pool, &ChunkPool::of(loop));  // one per loop
   {
@@ -36,8 +40,7 @@ TEST(ChunkTest, TakenBufferIsLentAndGivenBack) {
   EXPECT_EQ(pool.idle(), 1u);
 }
 
-TEST(ChunkTest, AGivenBackBufferIsReused) {
-  Loop loop;
+TEST_F(ChunkTest, AGivenBackBufferIsReused) {
   ChunkPool& pool = ChunkPool::of(loop);
   Chunk a = pool.take();
   const char* first = a.data();
@@ -49,8 +52,7 @@ TEST(ChunkTest, AGivenBackBufferIsReused) {
   EXPECT_EQ(pool.idle(), 0u);
 }
 
-TEST(ChunkTest, TheFreeListIsBounded) {
-  Loop loop;
+TEST_F(ChunkTest, TheFreeListIsBounded) {
   ChunkPool& pool = ChunkPool::of(loop);
   EXPECT_EQ(pool.max_idle(), ChunkPool::kDefaultMaxIdle);
   pool.set_max_idle(3);
@@ -69,8 +71,7 @@ TEST(ChunkTest, TheFreeListIsBounded) {
   EXPECT_EQ(pool.idle(), 0u);
 }
 
-TEST(ChunkTest, MovesTransferTheBuffer) {
-  Loop loop;
+TEST_F(ChunkTest, MovesTransferTheBuffer) {
   ChunkPool& pool = ChunkPool::of(loop);
   Chunk a = pool.take();
   a.resize(3);
@@ -93,7 +94,7 @@ TEST(ChunkTest, MovesTransferTheBuffer) {
 
 // The pool outlives its loop while a chunk is lent; the chunk frees its buffer (and the
 // pool) when it goes (ASan reports a leak or a use after free otherwise).
-TEST(ChunkTest, AChunkMayOutliveItsLoop) {
+TEST_F(ChunkTest, AChunkMayOutliveItsLoop) {
   std::optional<Chunk> kept;
   {
     Loop loop;

@@ -24,6 +24,9 @@ using corio::Task;
 using corio_net_test::run_task;
 using corio_test::ms;
 
+// Each test gets `loop` and ends by asserting that it closes (corio_test::LoopFixture).
+using DatagramTest = corio_test::LoopFixture;
+
 // Binds a datagram socket to ip:0 (nullopt if that family is unavailable).
 std::optional<Datagram> bound(Loop& loop, const char* ip, int family) {
   auto d = Datagram::open(loop, family);
@@ -63,19 +66,16 @@ void expect_round_trip(Loop& loop, const char* ip, int family) {
   EXPECT_EQ(echoed.value.from.port(), server_at.port());
 }
 
-TEST(DatagramTest, SendToRecvFromIPv4) {
-  Loop loop;
+TEST_F(DatagramTest, SendToRecvFromIPv4) {
   expect_round_trip(loop, "127.0.0.1", AF_INET);
 }
 
-TEST(DatagramTest, SendToRecvFromIPv6) {
-  Loop loop;
+TEST_F(DatagramTest, SendToRecvFromIPv6) {
   if (!bound(loop, "::1", AF_INET6)) GTEST_SKIP() << "IPv6 loopback unavailable";
   expect_round_trip(loop, "::1", AF_INET6);
 }
 
-TEST(DatagramTest, RecvTimesOutWhileTheLoopGoesOn) {
-  Loop loop;
+TEST_F(DatagramTest, RecvTimesOutWhileTheLoopGoesOn) {
   auto d = bound(loop, "127.0.0.1", AF_INET);
   ASSERT_TRUE(d);
   int ticks = 0;
@@ -95,8 +95,7 @@ TEST(DatagramTest, RecvTimesOutWhileTheLoopGoesOn) {
   EXPECT_GE(ticks, 5);
 }
 
-TEST(DatagramTest, CloseWakesAReceiver) {
-  Loop loop;
+TEST_F(DatagramTest, CloseWakesAReceiver) {
   auto d = bound(loop, "127.0.0.1", AF_INET);
   ASSERT_TRUE(d);
   std::optional<Result<Datagram::Received>> r;
@@ -113,8 +112,7 @@ TEST(DatagramTest, CloseWakesAReceiver) {
   EXPECT_EQ(d->bind(*Address::from_ip("127.0.0.1", 0)), Error::closed);
 }
 
-TEST(DatagramTest, EmptySocketFailsWithClosed) {
-  Loop loop;
+TEST_F(DatagramTest, EmptySocketFailsWithClosed) {
   Datagram empty;
   Result<std::size_t> sent;
   ASSERT_TRUE(run_task(loop, [](Datagram& d, Result<std::size_t>& out) -> Task<void> {

@@ -34,6 +34,9 @@ using corio_test::close_fd;
 using corio_test::Pipe;
 using corio_test::run_until;
 
+// Each test gets `loop` and ends by asserting that it closes (corio_test::LoopFixture).
+using IoWatchTest = corio_test::LoopFixture;
+
 struct SocketPair {
   int a = -1, b = -1;
   SocketPair() {
@@ -74,8 +77,7 @@ struct TcpPair {
   }
 };
 
-TEST(IoWatch, PipeBecomesReadableAfterAWrite) {
-  Loop loop;
+TEST_F(IoWatchTest, PipeBecomesReadableAfterAWrite) {
   Pipe p;
   ASSERT_TRUE(p.ok());
   int calls = 0;
@@ -105,8 +107,7 @@ TEST(IoWatch, PipeBecomesReadableAfterAWrite) {
   EXPECT_FALSE(loop.alive());
 }
 
-TEST(IoWatch, PipeIsWritableAtOnce) {
-  Loop loop;
+TEST_F(IoWatchTest, PipeIsWritableAtOnce) {
   Pipe p;
   ASSERT_TRUE(p.ok());
   unsigned got = 0;
@@ -119,8 +120,7 @@ TEST(IoWatch, PipeIsWritableAtOnce) {
   EXPECT_FALSE(got & kReadable);
 }
 
-TEST(IoWatch, ChangingTheInterestOfAnActiveWatch) {
-  Loop loop;
+TEST_F(IoWatchTest, ChangingTheInterestOfAnActiveWatch) {
   SocketPair s;
   ASSERT_GE(s.b, 0);
   unsigned got = 0;
@@ -132,8 +132,7 @@ TEST(IoWatch, ChangingTheInterestOfAnActiveWatch) {
   EXPECT_EQ(got, unsigned(kWritable));
 }
 
-TEST(IoWatch, StartWithZeroStops) {
-  Loop loop;
+TEST_F(IoWatchTest, StartWithZeroStops) {
   Pipe p;
   ASSERT_TRUE(p.ok());
   int calls = 0;
@@ -155,8 +154,7 @@ TEST(IoWatch, StartWithZeroStops) {
   EXPECT_FALSE(loop.run_once(10ms));
 }
 
-TEST(IoWatch, ReaderAndWriterOnOneDescriptor) {
-  Loop loop;
+TEST_F(IoWatchTest, ReaderAndWriterOnOneDescriptor) {
   SocketPair s;
   ASSERT_GE(s.b, 0);
   int reads = 0, writes = 0;
@@ -204,8 +202,7 @@ TEST(IoWatch, ReaderAndWriterOnOneDescriptor) {
   EXPECT_EQ(writes, writes_before + 1);
 }
 
-TEST(IoWatch, StoppedBySiblingCallbackIsNotCalled) {
-  Loop loop;
+TEST_F(IoWatchTest, StoppedBySiblingCallbackIsNotCalled) {
   Pipe p;
   ASSERT_TRUE(p.ok());
   int a_calls = 0, b_calls = 0;
@@ -230,8 +227,7 @@ TEST(IoWatch, StoppedBySiblingCallbackIsNotCalled) {
   EXPECT_NE(a.active(), b.active());
 }
 
-TEST(IoWatch, DestroyedBySiblingCallbackIsNotCalled) {
-  Loop loop;
+TEST_F(IoWatchTest, DestroyedBySiblingCallbackIsNotCalled) {
   Pipe p;
   ASSERT_TRUE(p.ok());
   int calls[3] = {0, 0, 0};
@@ -253,10 +249,9 @@ TEST(IoWatch, DestroyedBySiblingCallbackIsNotCalled) {
   EXPECT_EQ(left, 1);
 }
 
-TEST(IoWatch, NestedRunFromCallbackDestroyingTheNextWatch) {
+TEST_F(IoWatchTest, NestedRunFromCallbackDestroyingTheNextWatch) {
   // The outer dispatch is about to call `b` when a nested iteration destroys it: both
   // dispatches must skip it.
-  Loop loop;
   Pipe p;
   ASSERT_TRUE(p.ok());
   int a_calls = 0, b_calls = 0, c_calls = 0;
@@ -281,8 +276,7 @@ TEST(IoWatch, NestedRunFromCallbackDestroyingTheNextWatch) {
   EXPECT_EQ(b, nullptr);
 }
 
-TEST(IoWatch, StartOnAClosedDescriptorFails) {
-  Loop loop;
+TEST_F(IoWatchTest, StartOnAClosedDescriptorFails) {
   int fds[2];
   ASSERT_EQ(::pipe(fds), 0);
   ::close(fds[0]);
@@ -303,8 +297,7 @@ TEST(IoWatch, StartOnAClosedDescriptorFails) {
   EXPECT_EQ(calls, 0);
 }
 
-TEST(IoWatch, RegularFileIsAlwaysReady) {
-  Loop loop;
+TEST_F(IoWatchTest, RegularFileIsAlwaysReady) {
   char path[] = "/tmp/corio_io_watch_XXXXXX";
   int fd = ::mkstemp(path);
   ASSERT_GE(fd, 0);
@@ -337,8 +330,7 @@ TEST(IoWatch, RegularFileIsAlwaysReady) {
   ::close(fd);
 }
 
-TEST(IoWatch, RegularFileWatchStoppedFromItsCallback) {
-  Loop loop;
+TEST_F(IoWatchTest, RegularFileWatchStoppedFromItsCallback) {
   char path[] = "/tmp/corio_io_watch_XXXXXX";
   int fd = ::mkstemp(path);
   ASSERT_GE(fd, 0);
@@ -356,8 +348,7 @@ TEST(IoWatch, RegularFileWatchStoppedFromItsCallback) {
   ::close(fd);
 }
 
-TEST(IoWatch, ClosingTheWriterIsAHangupForTheReader) {
-  Loop loop;
+TEST_F(IoWatchTest, ClosingTheWriterIsAHangupForTheReader) {
   Pipe p;
   ASSERT_TRUE(p.ok());
   unsigned got = 0;
@@ -373,8 +364,7 @@ TEST(IoWatch, ClosingTheWriterIsAHangupForTheReader) {
   w.stop();
 }
 
-TEST(IoWatch, ClosingTheReaderIsAnErrorForTheWriter) {
-  Loop loop;
+TEST_F(IoWatchTest, ClosingTheReaderIsAnErrorForTheWriter) {
   Pipe p;
   ASSERT_TRUE(p.ok());
   unsigned got = 0;
@@ -387,8 +377,7 @@ TEST(IoWatch, ClosingTheReaderIsAnErrorForTheWriter) {
   w.stop();
 }
 
-TEST(IoWatch, OutOfBandDataFiresPriorityWatch) {
-  Loop loop;
+TEST_F(IoWatchTest, OutOfBandDataFiresPriorityWatch) {
   TcpPair t;
   ASSERT_GE(t.a, 0);
   ASSERT_GE(t.b, 0);
@@ -405,8 +394,7 @@ TEST(IoWatch, OutOfBandDataFiresPriorityWatch) {
   EXPECT_EQ(c, '!');
 }
 
-TEST(IoWatch, DescriptorClosedBehindItsBackCanBeStopped) {
-  Loop loop;
+TEST_F(IoWatchTest, DescriptorClosedBehindItsBackCanBeStopped) {
   int calls = 0;
   {
     Pipe p;
@@ -442,8 +430,7 @@ TEST(IoWatch, DescriptorClosedBehindItsBackCanBeStopped) {
   EXPECT_EQ(calls, 1);
 }
 
-TEST(IoWatch, UnreferencedWatchDoesNotKeepRunGoing) {
-  Loop loop;
+TEST_F(IoWatchTest, UnreferencedWatchDoesNotKeepRunGoing) {
   Pipe p;
   ASSERT_TRUE(p.ok());
   int calls = 0;
@@ -467,8 +454,7 @@ TEST(IoWatch, UnreferencedWatchDoesNotKeepRunGoing) {
   w.stop();
 }
 
-TEST(IoWatch, UnrefAfterStart) {
-  Loop loop;
+TEST_F(IoWatchTest, UnrefAfterStart) {
   Pipe p;
   ASSERT_TRUE(p.ok());
   IoWatch w(loop, p.r, [&](unsigned) {});
@@ -490,8 +476,7 @@ namespace {
 // A descriptor closed while its watch is active, its number reused by a new pipe: a new
 // watch on that number must still be told about readiness (the kernel dropped the old
 // registration silently, the loop must not trust its own record of it).
-TEST(IoWatch, NumberReusedAfterCloseBehindTheLoopsBack) {
-  corio::Loop loop;
+TEST_F(IoWatchTest, NumberReusedAfterCloseBehindTheLoopsBack) {
   int a[2];
   ASSERT_EQ(pipe(a), 0);
   auto stale = std::make_unique<corio::IoWatch>(loop, a[0], [](unsigned) {});

@@ -38,8 +38,10 @@ using corio_net_test::EchoServer;
 using corio_net_test::run_task;
 using corio_test::ms;
 
-TEST(ListenerTest, BindsAndReportsItsAddress) {
-  Loop loop;
+// Each test gets `loop` and ends by asserting that it closes (corio_test::LoopFixture).
+using ListenerTest = corio_test::LoopFixture;
+
+TEST_F(ListenerTest, BindsAndReportsItsAddress) {
   auto any = Listener::bind(loop, "*", 0);
   ASSERT_TRUE(any) << any.error.message();
   EXPECT_EQ(any.value.address().family(), AF_INET);
@@ -54,8 +56,7 @@ TEST(ListenerTest, BindsAndReportsItsAddress) {
   EXPECT_EQ(name.value.fd(), -1);
 }
 
-TEST(ListenerTest, AcceptTimesOutAndCloseWakesIt) {
-  Loop loop;
+TEST_F(ListenerTest, AcceptTimesOutAndCloseWakesIt) {
   auto l = Listener::bind(loop, "127.0.0.1", 0);
   ASSERT_TRUE(l);
   Result<Stream> timed_out;
@@ -81,8 +82,7 @@ TEST(ListenerTest, AcceptTimesOutAndCloseWakesIt) {
   EXPECT_EQ(l.value.address().family(), AF_UNSPEC);
 }
 
-TEST(ListenerTest, UnixPathEcho) {
-  Loop loop;
+TEST_F(ListenerTest, UnixPathEcho) {
   std::string path = "/tmp/corio-listener-" + std::to_string(::getpid()) + ".sock";
   ::unlink(path.c_str());
   auto addr = Address::from_path(path);
@@ -104,6 +104,7 @@ TEST(ListenerTest, UnixPathEcho) {
   EXPECT_FALSE(ec) << ec.message();
   EXPECT_EQ(line, "over unix");
   ::unlink(path.c_str());
+  l.value.close();  // ends the echo server's task
 }
 
 // ---- out of descriptors ----
@@ -181,7 +182,7 @@ int accept_under_emfile() {
   return 0;
 }
 
-TEST(ListenerTest, AcceptBacksOffWhenOutOfDescriptors) {
+TEST_F(ListenerTest, AcceptBacksOffWhenOutOfDescriptors) {
   std::fflush(nullptr);
   pid_t pid = ::fork();
   ASSERT_GE(pid, 0);
@@ -205,8 +206,7 @@ TEST(ListenerTest, AcceptBacksOffWhenOutOfDescriptors) {
 
 // ---- many clients ----
 
-TEST(ListenerTest, TwoHundredConcurrentClients) {
-  Loop loop;
+TEST_F(ListenerTest, TwoHundredConcurrentClients) {
   EchoServer srv(loop, "127.0.0.1");
   ASSERT_TRUE(srv.ok());
   constexpr int kClients = 200;

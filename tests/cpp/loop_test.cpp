@@ -5,15 +5,20 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <functional>
 #include <memory>
+#include <set>
 #include <stdexcept>
 #include <string>
+#include <system_error>
 #include <thread>
 #include <vector>
 
+#include <sys/eventfd.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include "test_support.hpp"
 
@@ -27,16 +32,18 @@ using corio::TimePoint;
 using corio::Timer;
 using corio_test::ms;
 
-TEST(Loop, RunReturnsAtOnceWithNothingToDo) {
-  Loop loop;
+// Each test gets `loop` and ends by asserting that it closes (corio_test::LoopFixture).
+using LoopTest = corio_test::LoopFixture;
+using LoopIdle = corio_test::LoopFixture;
+
+TEST_F(LoopTest, RunReturnsAtOnceWithNothingToDo) {
   EXPECT_FALSE(loop.alive());
   const TimePoint t0 = Clock::now();
   loop.run();
   EXPECT_LT(Clock::now() - t0, 1s);
 }
 
-TEST(Loop, RunReturnsWhenTheLastTimerHasFired) {
-  Loop loop;
+TEST_F(LoopTest, RunReturnsWhenTheLastTimerHasFired) {
   Timer t(loop);
   int fired = 0;
   const TimePoint t0 = Clock::now();  // before start(): the deadline is later
@@ -48,8 +55,7 @@ TEST(Loop, RunReturnsWhenTheLastTimerHasFired) {
   EXPECT_FALSE(loop.alive());
 }
 
-TEST(Loop, RunOnceWithNothingWaitsForTheTimeout) {
-  Loop loop;
+TEST_F(LoopTest, RunOnceWithNothingWaitsForTheTimeout) {
   const TimePoint t0 = Clock::now();
   EXPECT_FALSE(loop.run_once(30ms));
   const Duration took = Clock::now() - t0;
@@ -57,8 +63,7 @@ TEST(Loop, RunOnceWithNothingWaitsForTheTimeout) {
   EXPECT_LT(took, 1s) << ms(took) << " ms";
 }
 
-TEST(Loop, RunOnceReturnsEarlyForAnEarlierTimer) {
-  Loop loop;
+TEST_F(LoopTest, RunOnceReturnsEarlyForAnEarlierTimer) {
   Timer t(loop);
   bool fired = false;
   const TimePoint t0 = Clock::now();
@@ -70,8 +75,7 @@ TEST(Loop, RunOnceReturnsEarlyForAnEarlierTimer) {
   EXPECT_LT(took, 2s);
 }
 
-TEST(Loop, RunOnceTimeoutShorterThanTimerFiresNothing) {
-  Loop loop;
+TEST_F(LoopTest, RunOnceTimeoutShorterThanTimerFiresNothing) {
   Timer t(loop);
   bool fired = false;
   t.start(10s, [&] { fired = true; });
@@ -82,8 +86,7 @@ TEST(Loop, RunOnceTimeoutShorterThanTimerFiresNothing) {
   EXPECT_TRUE(t.active());
 }
 
-TEST(Loop, CallSoonRunsInOrder) {
-  Loop loop;
+TEST_F(LoopTest, CallSoonRunsInOrder) {
   std::vector<int> order;
   for (int i = 0; i < 5; ++i) loop.call_soon([&order, i] { order.push_back(i); });
   EXPECT_TRUE(order.empty());  // never synchronously
@@ -93,8 +96,7 @@ TEST(Loop, CallSoonRunsInOrder) {
   EXPECT_FALSE(loop.alive());
 }
 
-TEST(Loop, CallbackQueuedFromCallbackRunsOnTheNextIteration) {
-  Loop loop;
+TEST_F(LoopTest, CallbackQueuedFromCallbackRunsOnTheNextIteration) {
   std::vector<std::string> log;
   loop.call_soon([&] {
     log.push_back("a");
@@ -109,8 +111,7 @@ TEST(Loop, CallbackQueuedFromCallbackRunsOnTheNextIteration) {
   EXPECT_FALSE(loop.alive());
 }
 
-TEST(Loop, SelfRequeuingCallbackDoesNotStarveTimers) {
-  Loop loop;
+TEST_F(LoopTest, SelfRequeuingCallbackDoesNotStarveTimers) {
   Timer t(loop);
   bool fired = false;
   int spins = 0;
@@ -125,10 +126,9 @@ TEST(Loop, SelfRequeuingCallbackDoesNotStarveTimers) {
   loop.run();  // the last queued spin sees `fired` and stops requeuing
 }
 
-TEST(Loop, NestedRunOnceFromACallbackRunsEachCallbackOnce) {
+TEST_F(LoopTest, NestedRunOnceFromACallbackRunsEachCallbackOnce) {
   // A callback may run the loop again (the Lua event sets do): callbacks of the outer
   // batch must neither run twice nor be lost, and ones queued meanwhile run once.
-  Loop loop;
   std::vector<std::string> log;
   int outer1_calls = 0;
   loop.call_soon([&] {
@@ -144,8 +144,7 @@ TEST(Loop, NestedRunOnceFromACallbackRunsEachCallbackOnce) {
   EXPECT_EQ(log, (std::vector<std::string>{"outer1", "queued-by-outer1", "outer1-end", "outer2"}));
 }
 
-TEST(Loop, StopFromATimerCallback) {
-  Loop loop;
+TEST_F(LoopTest, StopFromATimerCallback) {
   Timer t(loop);
   int ticks = 0;
   t.start(1ms, [&] {
@@ -163,8 +162,7 @@ TEST(Loop, StopFromATimerCallback) {
   EXPECT_FALSE(loop.alive());
 }
 
-TEST(Loop, StopWhileHeld) {
-  Loop loop;
+TEST_F(LoopTest, StopWhileHeld) {
   loop.hold();
   EXPECT_TRUE(loop.alive());
   bool ran = false;
@@ -179,8 +177,7 @@ TEST(Loop, StopWhileHeld) {
   EXPECT_FALSE(loop.alive());
 }
 
-TEST(Loop, PostFromAnotherThreadWakesABlockedLoop) {
-  Loop loop;
+TEST_F(LoopTest, PostFromAnotherThreadWakesABlockedLoop) {
   loop.hold();
   // Only bounds the test if the wakeup is broken (then the post runs ~5 s late).
   Timer watchdog(loop);
@@ -209,15 +206,13 @@ TEST(Loop, PostFromAnotherThreadWakesABlockedLoop) {
   EXPECT_FALSE(loop.alive());
 }
 
-TEST(Loop, PostBeforeRunIsNotLost) {
-  Loop loop;
+TEST_F(LoopTest, PostBeforeRunIsNotLost) {
   bool ran = false;
   std::thread([&] { loop.post([&] { ran = true; }); }).join();
   EXPECT_TRUE(corio_test::run_until(loop, [&] { return ran; }, 2s));
 }
 
-TEST(Loop, ManyPostsFromFourThreadsEachRunOnce) {
-  Loop loop;
+TEST_F(LoopTest, ManyPostsFromFourThreadsEachRunOnce) {
   constexpr int kThreads = 4;
   constexpr int kPerThread = 10'000;
   std::vector<std::vector<int>> hits(kThreads, std::vector<int>(kPerThread, 0));
@@ -263,8 +258,7 @@ TEST(Loop, ManyPostsFromFourThreadsEachRunOnce) {
   EXPECT_EQ(wrong, 0);
 }
 
-TEST(Loop, ExceptionGoesToTheHandlerAndTheLoopGoesOn) {
-  Loop loop;
+TEST_F(LoopTest, ExceptionGoesToTheHandlerAndTheLoopGoesOn) {
   std::vector<std::string> errors;
   corio_test::capture_exceptions(loop, errors);
   std::vector<int> ran;
@@ -280,8 +274,7 @@ TEST(Loop, ExceptionGoesToTheHandlerAndTheLoopGoesOn) {
   EXPECT_EQ(errors, (std::vector<std::string>{"boom", "<non-std exception>", "timer boom"}));
 }
 
-TEST(Loop, DefaultExceptionHandlerPrintsToStderr) {
-  Loop loop;
+TEST_F(LoopTest, DefaultExceptionHandlerPrintsToStderr) {
   bool after = false;
   loop.call_soon([] { throw std::runtime_error("printed-by-default"); });
   loop.call_soon([] { throw 7; });
@@ -294,8 +287,7 @@ TEST(Loop, DefaultExceptionHandlerPrintsToStderr) {
   EXPECT_NE(err.find("unknown type"), std::string::npos) << err;
 }
 
-TEST(Loop, ThrowingHandlerFallsBackToStderr) {
-  Loop loop;
+TEST_F(LoopTest, ThrowingHandlerFallsBackToStderr) {
   loop.set_exception_handler([](std::exception_ptr) { throw std::runtime_error("handler failed"); });
   bool after = false;
   loop.call_soon([] { throw std::runtime_error("original"); });
@@ -307,8 +299,7 @@ TEST(Loop, ThrowingHandlerFallsBackToStderr) {
   EXPECT_NE(err.find("handler failed"), std::string::npos) << err;
 }
 
-TEST(Loop, HoldKeepsRunGoingUntilReleased) {
-  Loop loop;
+TEST_F(LoopTest, HoldKeepsRunGoingUntilReleased) {
   loop.hold();
   Timer t(loop);
   int fired = 0;
@@ -323,7 +314,51 @@ TEST(Loop, HoldKeepsRunGoingUntilReleased) {
   EXPECT_FALSE(loop.alive());
 }
 
-TEST(Loop, CurrentIsOnePerThread) {
+// The poller's descriptor replaced behind the loop's back: epoll_wait fails (EINVAL) on every
+// call. The failure is reported once and run() returns, where it used to retry forever at
+// 100% CPU. A post runs on every iteration, so the watchdog ends a spinning run() in 2 s.
+TEST_F(LoopTest, APollerFailureIsReportedAndRunReturns) {
+  const std::set<int> before = corio_test::descriptors_linked_to("anon_inode:[eventpoll]");
+  Loop loop;  // not the fixture's: its descriptor is the one made now
+  std::vector<int> made;
+  for (int fd : corio_test::descriptors_linked_to("anon_inode:[eventpoll]"))
+    if (!before.count(fd)) made.push_back(fd);
+  ASSERT_EQ(made.size(), 1u) << "the loop's epoll descriptor";
+  std::vector<std::string> errors;
+  corio_test::capture_exceptions(loop, errors);
+  Timer t(loop);
+  t.start(10s, [] {});  // something to run for
+  const int other = ::eventfd(0, EFD_CLOEXEC);
+  ASSERT_GE(other, 0);
+  ASSERT_EQ(::dup2(other, made[0]), made[0]);
+  ::close(other);
+
+  std::atomic<bool> returned{false};
+  std::thread watchdog([&] {
+    for (int i = 0; i < 200 && !returned; ++i) std::this_thread::sleep_for(10ms);
+    if (!returned) loop.post([&] { loop.stop(); });
+  });
+  const TimePoint t0 = Clock::now();
+  loop.run();
+  const Duration took = Clock::now() - t0;
+  returned = true;
+  watchdog.join();
+
+  EXPECT_LT(took, 1s) << "run() went on for " << ms(took) << " ms";
+  EXPECT_EQ(loop.error(), std::errc::invalid_argument) << loop.error().message();
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_NE(errors[0].find("waiting for events failed"), std::string::npos) << errors[0];
+  EXPECT_FALSE(loop.alive());
+  // Broken for good: run_once() neither waits nor reports again.
+  const TimePoint t1 = Clock::now();
+  EXPECT_FALSE(loop.run_once(5s));
+  EXPECT_LT(Clock::now() - t1, 1s);
+  EXPECT_EQ(errors.size(), 1u);
+  t.stop();
+  corio_test::expect_closes(loop);  // nothing left: a broken loop closes too
+}
+
+TEST_F(LoopTest, CurrentIsOnePerThread) {
   Loop* mine = &Loop::current();
   EXPECT_EQ(mine, &Loop::current());
   Loop* other = nullptr;
@@ -339,8 +374,7 @@ Duration cpu_time() {
   return tv(ru.ru_utime) + tv(ru.ru_stime);
 }
 
-TEST(LoopIdle, TwoSecondTimerCostsNoCpu) {
-  Loop loop;
+TEST_F(LoopIdle, TwoSecondTimerCostsNoCpu) {
   Timer t(loop);
   int fired = 0;
   const Duration cpu0 = cpu_time();

@@ -5,6 +5,7 @@
 #include <corio/stream.hpp>
 #include <corio/task.hpp>
 
+#include <list>
 #include <memory>
 #include <string>
 #include <utility>
@@ -29,7 +30,7 @@ inline bool run_task(corio::Loop& loop, corio::Task<void> task, corio::Duration 
   return corio_test::run_until(loop, [&] { return *done; }, limit);
 }
 
-inline corio::Task<void> echo_connection(corio::Stream s) {
+inline corio::Task<void> echo_connection(corio::Stream& s) {
   char buf[4096];
   for (;;) {
     auto [ec, n] = co_await s.read_some(buf, sizeof buf, 10s);
@@ -37,13 +38,18 @@ inline corio::Task<void> echo_connection(corio::Stream s) {
   }
 }
 
-// Echoes every connection `listener` accepts until it is closed or destroyed.
+// Echoes every connection `listener` accepts until it is closed (destroyed, it leaves this
+// task suspended for good); then closes the connections, which ends their echo tasks: no
+// task is left on the loop.
 inline corio::Task<void> echo_server(corio::Listener& listener) {
+  std::list<corio::Stream> connections;
   for (;;) {
     auto [ec, s] = co_await listener.accept(30s);
-    if (ec) co_return;
-    corio::spawn(listener.loop(), echo_connection(std::move(s)));
+    if (ec) break;
+    connections.push_back(std::move(s));
+    corio::spawn(listener.loop(), echo_connection(connections.back()));
   }
+  for (corio::Stream& s : connections) s.close();
 }
 
 // A listener on host (port chosen by the kernel) echoing everything; empty if host cannot
@@ -58,6 +64,7 @@ struct EchoServer {
     port = listener.address().port();
     corio::spawn(loop, echo_server(listener));
   }
+  ~EchoServer() { listener.close(); }  // ends the server's task and its connections'
   bool ok() const { return port != 0; }
 };
 

@@ -30,13 +30,15 @@ using corio_test::ms;
 
 using Read = std::optional<Result<Chunk>>;
 
+// Each test gets `loop` and ends by asserting that it closes (corio_test::LoopFixture).
+using ReadChunkTest = corio_test::LoopFixture;
+
 Task<void> read_one(Stream& s, Read& out, std::size_t max = corio::ChunkPool::kBufferSize,
                     std::optional<corio::Duration> timeout = 5s) {
   out = co_await s.read_chunk(max, timeout);
 }
 
-TEST(ReadChunkTest, ReturnsTheBytesInALentBuffer) {
-  Loop loop;
+TEST_F(ReadChunkTest, ReturnsTheBytesInALentBuffer) {
   auto [a, b] = stream_pair(loop);
   ASSERT_EQ(::write(b.fd(), "hello", 5), 5);
   Read got;
@@ -49,8 +51,7 @@ TEST(ReadChunkTest, ReturnsTheBytesInALentBuffer) {
   EXPECT_GE(corio::ChunkPool::of(loop).idle(), 1u);
 }
 
-TEST(ReadChunkTest, AtMostMaxBytes) {
-  Loop loop;
+TEST_F(ReadChunkTest, AtMostMaxBytes) {
   auto [a, b] = stream_pair(loop);
   ASSERT_EQ(::write(b.fd(), "0123456789", 10), 10);
   Read first, second, none;
@@ -63,8 +64,7 @@ TEST(ReadChunkTest, AtMostMaxBytes) {
   EXPECT_TRUE(none->value.empty());
 }
 
-TEST(ReadChunkTest, EchoesThroughWriteAll) {
-  Loop loop;
+TEST_F(ReadChunkTest, EchoesThroughWriteAll) {
   auto [a, b] = stream_pair(loop);
   ASSERT_EQ(::write(b.fd(), "ping", 4), 4);
   ASSERT_TRUE(run_task(loop, [](Stream& s) -> Task<void> {
@@ -77,8 +77,7 @@ TEST(ReadChunkTest, EchoesThroughWriteAll) {
   EXPECT_EQ(std::string(buf, 4), "ping");
 }
 
-TEST(ReadChunkTest, EndOfStreamIsClosed) {
-  Loop loop;
+TEST_F(ReadChunkTest, EndOfStreamIsClosed) {
   auto [a, b] = stream_pair(loop);
   ASSERT_EQ(::write(b.fd(), "last", 4), 4);
   b = Stream();  // the peer goes away after its last bytes
@@ -92,8 +91,7 @@ TEST(ReadChunkTest, EndOfStreamIsClosed) {
   EXPECT_EQ(corio::ChunkPool::of(loop).lent(), 0u);
 }
 
-TEST(ReadChunkTest, TimesOutWithoutHoldingABuffer) {
-  Loop loop;
+TEST_F(ReadChunkTest, TimesOutWithoutHoldingABuffer) {
   auto [a, b] = stream_pair(loop);
   Read got;
   auto t0 = corio::Clock::now();
@@ -108,8 +106,7 @@ TEST(ReadChunkTest, TimesOutWithoutHoldingABuffer) {
   EXPECT_EQ(corio::ChunkPool::of(loop).lent(), 0u);
 }
 
-TEST(ReadChunkTest, CloseWakesAWaitingRead) {
-  Loop loop;
+TEST_F(ReadChunkTest, CloseWakesAWaitingRead) {
   auto [a, b] = stream_pair(loop);
   Read got;
   corio::spawn(loop, read_one(a, got));
@@ -121,8 +118,7 @@ TEST(ReadChunkTest, CloseWakesAWaitingRead) {
   EXPECT_EQ(corio::ChunkPool::of(loop).lent(), 0u);
 }
 
-TEST(ReadChunkTest, BytesALineReaderLeftComeFirst) {
-  Loop loop;
+TEST_F(ReadChunkTest, BytesALineReaderLeftComeFirst) {
   auto [a, b] = stream_pair(loop);
   ASSERT_EQ(::write(b.fd(), "line\nrest", 9), 9);
   std::string line;
@@ -138,8 +134,7 @@ TEST(ReadChunkTest, BytesALineReaderLeftComeFirst) {
 }
 
 // The throttle state is made on first use; once made it still limits read_chunk.
-TEST(ReadChunkTest, AThrottledReadTakesItsTime) {
-  Loop loop;
+TEST_F(ReadChunkTest, AThrottledReadTakesItsTime) {
   auto [a, b] = stream_pair(loop);
   constexpr std::size_t kSize = 60000;
   b.socket().throttle(Direction::read).set_rate(40000, Loop::now());

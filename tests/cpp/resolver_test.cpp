@@ -36,6 +36,9 @@ using corio::Timer;
 using corio_test::ms;
 using corio_test::run_until;
 
+// Each test gets `loop` and ends by asserting that it closes (corio_test::LoopFixture).
+using ResolverTest = corio_test::LoopFixture;
+
 struct Result {
   std::error_code ec;
   std::vector<Address> addrs;
@@ -86,7 +89,7 @@ struct HostsFile {
   }
 };
 
-TEST(Resolver, ErrorMessages) {
+TEST_F(ResolverTest, ErrorMessages) {
   EXPECT_EQ(make_error_code(ResolveError::not_found).message(), "host or service not provided, or not known");
   EXPECT_EQ(make_error_code(ResolveError::temporary).message(), "temporary failure in name resolution");
   EXPECT_EQ(make_error_code(ResolveError::failure).message(), "non-recoverable failure in name resolution");
@@ -96,8 +99,7 @@ TEST(Resolver, ErrorMessages) {
   EXPECT_EQ(ec, ResolveError::timeout);
 }
 
-TEST(Resolver, NumericIPv4IsDeliveredFromTheLoop) {
-  Loop loop;
+TEST_F(ResolverTest, NumericIPv4IsDeliveredFromTheLoop) {
   Resolver r(loop);
   std::optional<Result> res;
   r.resolve("192.0.2.7", 8080, AF_UNSPEC, store(res));
@@ -110,8 +112,7 @@ TEST(Resolver, NumericIPv4IsDeliveredFromTheLoop) {
   EXPECT_EQ(res->addrs[0].to_string(), "192.0.2.7:8080");
 }
 
-TEST(Resolver, NumericIPv6IsDeliveredFromTheLoop) {
-  Loop loop;
+TEST_F(ResolverTest, NumericIPv6IsDeliveredFromTheLoop) {
   Resolver r(loop);
   std::optional<Result> res;
   r.resolve("2001:db8::1", 443, AF_INET6, store(res));
@@ -124,8 +125,7 @@ TEST(Resolver, NumericIPv6IsDeliveredFromTheLoop) {
   EXPECT_EQ(res->addrs[0].to_string(), "[2001:db8::1]:443");
 }
 
-TEST(Resolver, NumericOfTheOtherFamilyIsNotFound) {
-  Loop loop;
+TEST_F(ResolverTest, NumericOfTheOtherFamilyIsNotFound) {
   Resolver r(loop);
   std::optional<Result> v4as6, v6as4;
   r.resolve("127.0.0.1", 1, AF_INET6, store(v4as6));
@@ -137,8 +137,7 @@ TEST(Resolver, NumericOfTheOtherFamilyIsNotFound) {
   EXPECT_TRUE(v4as6->addrs.empty());
 }
 
-TEST(Resolver, LocalhostIsLoopbackWithoutDns) {
-  Loop loop;
+TEST_F(ResolverTest, LocalhostIsLoopbackWithoutDns) {
   Resolver r(loop);
   SilentServer dns;  // were DNS asked, these would time out
   ASSERT_FALSE(r.set_servers(dns.servers()));
@@ -157,12 +156,11 @@ TEST(Resolver, LocalhostIsLoopbackWithoutDns) {
   EXPECT_EQ(v4->ips(), (std::set<std::string>{"127.0.0.1"}));
 }
 
-TEST(Resolver, HostsFileNamesWithoutDns) {
+TEST_F(ResolverTest, HostsFileNamesWithoutDns) {
   HostsFile hosts(
       "# test hosts\n"
       "10.1.2.3     corio-test.example corio-alias\n"
       "fd00::1234   corio-test.example\n");
-  Loop loop;
   Resolver r(loop);
   SilentServer dns;
   ASSERT_FALSE(r.set_servers(dns.servers()));
@@ -183,7 +181,7 @@ TEST(Resolver, HostsFileNamesWithoutDns) {
   for (const auto& a : any->addrs) EXPECT_EQ(a.port(), 7);
 }
 
-TEST(Resolver, OwnHostnameFromEtcHosts) {
+TEST_F(ResolverTest, OwnHostnameFromEtcHosts) {
   char name[256] = "";
   ASSERT_EQ(::gethostname(name, sizeof name - 1), 0);
   std::ifstream in("/etc/hosts");
@@ -194,7 +192,6 @@ TEST(Resolver, OwnHostnameFromEtcHosts) {
              (" " + line + "\t").find(std::string("\t") + name + "\t") != std::string::npos;
   }
   if (!listed) GTEST_SKIP() << name << " is not in /etc/hosts";
-  Loop loop;
   Resolver r(loop);
   SilentServer dns;
   ASSERT_FALSE(r.set_servers(dns.servers()));
@@ -205,8 +202,7 @@ TEST(Resolver, OwnHostnameFromEtcHosts) {
   EXPECT_FALSE(res->addrs.empty());
 }
 
-TEST(Resolver, NonexistentNameFails) {
-  Loop loop;
+TEST_F(ResolverTest, NonexistentNameFails) {
   Resolver r(loop);
   std::optional<Result> res;
   const auto t0 = Clock::now();
@@ -219,8 +215,7 @@ TEST(Resolver, NonexistentNameFails) {
   EXPECT_TRUE(res->addrs.empty());
 }
 
-TEST(Resolver, RefusedServerIsTemporary) {
-  Loop loop;
+TEST_F(ResolverTest, RefusedServerIsTemporary) {
   Resolver r(loop);
   std::string servers;
   {
@@ -234,8 +229,7 @@ TEST(Resolver, RefusedServerIsTemporary) {
   EXPECT_EQ(res->ec, ResolveError::temporary) << res->ec.message();
 }
 
-TEST(Resolver, TimeoutEndsALookupAndReleasesTheLoop) {
-  Loop loop;
+TEST_F(ResolverTest, TimeoutEndsALookupAndReleasesTheLoop) {
   Resolver r(loop);
   SilentServer dns;
   ASSERT_FALSE(r.set_servers(dns.servers()));
@@ -252,8 +246,7 @@ TEST(Resolver, TimeoutEndsALookupAndReleasesTheLoop) {
   EXPECT_FALSE(r.set_servers(dns.servers()));
 }
 
-TEST(Resolver, CancelPreventsTheCallback) {
-  Loop loop;
+TEST_F(ResolverTest, CancelPreventsTheCallback) {
   Resolver r(loop);
   SilentServer dns;
   ASSERT_FALSE(r.set_servers(dns.servers()));
@@ -274,8 +267,7 @@ TEST(Resolver, CancelPreventsTheCallback) {
   EXPECT_EQ(calls, 1);
 }
 
-TEST(Resolver, CancelFromAnotherCallback) {
-  Loop loop;
+TEST_F(ResolverTest, CancelFromAnotherCallback) {
   Resolver r(loop);
   std::optional<Result> second;
   Resolver::Id id2 = 0;
@@ -285,8 +277,7 @@ TEST(Resolver, CancelFromAnotherCallback) {
   EXPECT_FALSE(second);
 }
 
-TEST(Resolver, DestroyWithPendingLookupsIsSilent) {
-  Loop loop;
+TEST_F(ResolverTest, DestroyWithPendingLookupsIsSilent) {
   SilentServer dns;
   int calls = 0;
   auto count = [&calls](std::error_code, std::vector<Address>) { ++calls; };
@@ -305,8 +296,7 @@ TEST(Resolver, DestroyWithPendingLookupsIsSilent) {
   EXPECT_EQ(calls, 1);
 }
 
-TEST(Resolver, CallbackMayDestroyTheResolver) {
-  Loop loop;
+TEST_F(ResolverTest, CallbackMayDestroyTheResolver) {
   auto r = std::make_unique<Resolver>(loop);
   SilentServer dns;
   ASSERT_FALSE(r->set_servers(dns.servers()));
@@ -321,8 +311,7 @@ TEST(Resolver, CallbackMayDestroyTheResolver) {
   EXPECT_FALSE(r);
 }
 
-TEST(Resolver, LoopKeepsRunningWhileALookupIsPending) {
-  Loop loop;
+TEST_F(ResolverTest, LoopKeepsRunningWhileALookupIsPending) {
   Resolver r(loop);
   SilentServer dns;
   ASSERT_FALSE(r.set_servers(dns.servers()));
@@ -339,9 +328,8 @@ TEST(Resolver, LoopKeepsRunningWhileALookupIsPending) {
   EXPECT_GE(ticks_at_end, 10);  // ~40 expected; the resolver never blocked the loop
 }
 
-TEST(Resolver, ManyLookupsAtOnce) {
+TEST_F(ResolverTest, ManyLookupsAtOnce) {
   HostsFile hosts("10.20.30.40 many.example\n");
-  Loop loop;
   Resolver r(loop);
   SilentServer dns;
   ASSERT_FALSE(r.set_servers(dns.servers()));
@@ -362,7 +350,7 @@ TEST(Resolver, ManyLookupsAtOnce) {
   }
 }
 
-TEST(Resolver, CurrentIsPerThreadOnTheCurrentLoop) {
+TEST_F(ResolverTest, CurrentIsPerThreadOnTheCurrentLoop) {
   Resolver& a = Resolver::current();
   EXPECT_EQ(&a, &Resolver::current());
   std::optional<Result> res;

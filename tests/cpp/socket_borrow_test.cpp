@@ -19,6 +19,9 @@ using corio::Direction;
 using corio::Error;
 using corio::Loop;
 
+// Each test gets `loop` and ends by asserting that it closes (corio_test::LoopFixture).
+using SocketBorrow = corio_test::LoopFixture;
+
 bool is_open(int fd) { return fcntl(fd, F_GETFD) != -1; }
 
 class ReadOne final : public corio::IoOp {
@@ -57,8 +60,7 @@ struct Pair {
   }
 };
 
-TEST(SocketBorrow, ReadsAndCloseWakesWaitersButLeavesTheDescriptorOpen) {
-  Loop loop;
+TEST_F(SocketBorrow, ReadsAndCloseWakesWaitersButLeavesTheDescriptorOpen) {
   Pair p;
   ASSERT_GE(p.a, 0);
   Owner owner;
@@ -85,15 +87,14 @@ TEST(SocketBorrow, ReadsAndCloseWakesWaitersButLeavesTheDescriptorOpen) {
   EXPECT_EQ(c, 'y');
 }
 
-TEST(SocketBorrow, DestroyAndDestructorLeaveItOpen) {
-  Loop loop;
+TEST_F(SocketBorrow, DestroyAndDestructorLeaveItOpen) {
   Pair p;
   ASSERT_GE(p.a, 0);
   Owner owner;
   {
     corio::Socket so(loop, -1);
     so.set_owner(&owner);
-  so.adopt(p.a);
+    so.adopt(p.a);
   }
   EXPECT_TRUE(is_open(p.a));
   auto* so = new corio::Socket(loop, -1);
@@ -105,8 +106,7 @@ TEST(SocketBorrow, DestroyAndDestructorLeaveItOpen) {
 
 // A connect attempt after a failed one renews the descriptor: a borrowed one is handed
 // over to its owner (still open: the owner closes it), which learns the new one.
-TEST(SocketBorrow, RenewHandsTheNewDescriptorToTheOwner) {
-  Loop loop;
+TEST_F(SocketBorrow, RenewHandsTheNewDescriptorToTheOwner) {
   int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   ASSERT_GE(fd, 0);
   Owner owner;
@@ -127,8 +127,7 @@ TEST(SocketBorrow, RenewHandsTheNewDescriptorToTheOwner) {
   ::close(owner.new_fd);
 }
 
-TEST(SocketBorrow, OwnedDescriptorIsClosed) {
-  Loop loop;
+TEST_F(SocketBorrow, OwnedDescriptorIsClosed) {
   Pair p;
   ASSERT_GE(p.a, 0);
   {

@@ -19,8 +19,11 @@ using corio::Loop;
 using corio::Socket;
 using corio_test::ms;
 
+// Each test gets `loop` and ends by asserting that it closes (corio_test::LoopFixture).
+using SocketFootprint = corio_test::LoopFixture;
+
 // The budget of an idle connection (1 KiB with its coroutine frame) leaves this much.
-TEST(SocketFootprint, IdleSizes) {
+TEST_F(SocketFootprint, IdleSizes) {
   EXPECT_LE(sizeof(Socket), 256u);
   EXPECT_LE(sizeof(IoOp), 64u);
 }
@@ -49,8 +52,7 @@ struct Pair {
 
 // The same op times out twice (its timer is made once and reused), and an op submitted
 // without a timeout waits on.
-TEST(SocketFootprint, AnOpWithATimeoutTimesOut) {
-  Loop loop;
+TEST_F(SocketFootprint, AnOpWithATimeoutTimesOut) {
   Pair p;
   auto* so = new Socket(loop, p.fds[0]);
   WaitRead timed, untimed;
@@ -74,8 +76,7 @@ TEST(SocketFootprint, AnOpWithATimeoutTimesOut) {
 }
 
 // A timed-out head hands over to the op queued behind it.
-TEST(SocketFootprint, ATimedOutHeadLetsTheNextOneRun) {
-  Loop loop;
+TEST_F(SocketFootprint, ATimedOutHeadLetsTheNextOneRun) {
   Pair p;
   auto* so = new Socket(loop, p.fds[0]);
   WaitRead head, next;
@@ -90,8 +91,7 @@ TEST(SocketFootprint, ATimedOutHeadLetsTheNextOneRun) {
 }
 
 // throttle() makes the state on first use; unlimited until a rate is set.
-TEST(SocketFootprint, ThrottleIsUnlimitedUntilSet) {
-  Loop loop;
+TEST_F(SocketFootprint, ThrottleIsUnlimitedUntilSet) {
   Socket so(loop, -1);
   EXPECT_FALSE(so.throttle(Direction::read).limited());
   EXPECT_EQ(so.throttle(Direction::write).rate(), 0);

@@ -16,7 +16,8 @@
 namespace {
 
 using corio::Address;
-using corio::Loop;
+// Each test gets `loop` and ends by asserting that it closes (corio_test::LoopFixture).
+using SocketRenew = corio_test::LoopFixture;
 
 int get_int(int fd, int level, int name) {
   int v = -1;
@@ -35,8 +36,7 @@ std::uint16_t free_port() {
   return a.port();
 }
 
-TEST(SocketRenew, ReplaysOptionsAndBindOnTheFreshDescriptor) {
-  Loop loop;
+TEST_F(SocketRenew, ReplaysOptionsAndBindOnTheFreshDescriptor) {
   corio::Socket so(loop, corio::Socket::open(AF_INET, SOCK_STREAM));
   int old = so.fd();
   ASSERT_GE(old, 0);
@@ -56,8 +56,7 @@ TEST(SocketRenew, ReplaysOptionsAndBindOnTheFreshDescriptor) {
   EXPECT_TRUE(fcntl(so.fd(), F_GETFL) & O_NONBLOCK);
 }
 
-TEST(SocketRenew, AnotherFamilyKeepsTheOptionsButNotTheBind) {
-  Loop loop;
+TEST_F(SocketRenew, AnotherFamilyKeepsTheOptionsButNotTheBind) {
   corio::Socket so(loop, corio::Socket::open(AF_INET, SOCK_STREAM));
   int on = 1;
   ASSERT_FALSE(so.set_option(IPPROTO_TCP, TCP_NODELAY, &on, sizeof on));
@@ -70,8 +69,7 @@ TEST(SocketRenew, AnotherFamilyKeepsTheOptionsButNotTheBind) {
   EXPECT_EQ(now.port(), 0);  // unbound
 }
 
-TEST(SocketRenew, OptionsOfAClosedSocketFail) {
-  Loop loop;
+TEST_F(SocketRenew, OptionsOfAClosedSocketFail) {
   corio::Socket so(loop, -1);
   int on = 1;
   EXPECT_EQ(so.set_option(IPPROTO_TCP, TCP_NODELAY, &on, sizeof on), std::errc::bad_file_descriptor);

@@ -43,6 +43,10 @@ using corio_net_test::run_task;
 using corio_net_test::stream_pair;
 using corio_test::ms;
 
+// Each test gets `loop` and ends by asserting that it closes (corio_test::LoopFixture).
+using StreamTest = corio_test::LoopFixture;
+using StreamEngine = corio_test::LoopFixture;
+
 struct RoundTrip {
   std::error_code connect, nodelay, write, read;
   std::string line;
@@ -82,18 +86,16 @@ void expect_echo(Loop& loop, const char* host, int family) {
   EXPECT_EQ(rt.local.family(), family);
 }
 
-TEST(StreamTest, EchoRoundTripIPv4) {
-  Loop loop;
+TEST_F(StreamTest, EchoRoundTripIPv4) {
   expect_echo(loop, "127.0.0.1", AF_INET);
 }
 
-TEST(StreamTest, EchoRoundTripIPv6) {
-  Loop loop;
+TEST_F(StreamTest, EchoRoundTripIPv6) {
   if (!corio::Listener::bind(loop, "::1", 0)) GTEST_SKIP() << "IPv6 loopback unavailable";
   expect_echo(loop, "::1", AF_INET6);
 }
 
-TEST(StreamTest, ConnectsToLocalhostThroughTheResolver) {
+TEST_F(StreamTest, ConnectsToLocalhostThroughTheResolver) {
   Loop& loop = Loop::current();  // Resolver::current() runs there
   EchoServer srv(loop, "127.0.0.1");
   ASSERT_TRUE(srv.ok());
@@ -107,7 +109,7 @@ TEST(StreamTest, ConnectsToLocalhostThroughTheResolver) {
 
 // A name with two addresses: whichever the resolver lists first refuses, the second
 // accepts, so connect() must go on to it.
-TEST(StreamTest, ConnectTriesEachAddressInTurn) {
+TEST_F(StreamTest, ConnectTriesEachAddressInTurn) {
   char path[] = "/tmp/corio-hosts-XXXXXX";
   int fd = ::mkstemp(path);
   ASSERT_GE(fd, 0);
@@ -122,7 +124,6 @@ TEST(StreamTest, ConnectTriesEachAddressInTurn) {
     }
   } cleanup{path};
 
-  Loop loop;
   Resolver resolver(loop);
   std::optional<std::vector<Address>> addrs;
   resolver.resolve("corio-multi.test", 0, AF_INET, [&](std::error_code ec, std::vector<Address> a) {
@@ -140,8 +141,7 @@ TEST(StreamTest, ConnectTriesEachAddressInTurn) {
   EXPECT_EQ(rt.line, "hello");
 }
 
-TEST(StreamTest, ConnectionRefused) {
-  Loop loop;
+TEST_F(StreamTest, ConnectionRefused) {
   std::uint16_t port;
   {
     auto l = corio::Listener::bind(loop, "127.0.0.1", 0);
@@ -176,9 +176,8 @@ struct SilentDns {
   ~SilentDns() { ::close(fd); }
 };
 
-TEST(StreamTest, ConnectTimeoutAndCloseWhileResolving) {
+TEST_F(StreamTest, ConnectTimeoutAndCloseWhileResolving) {
   SilentDns dns;
-  Loop loop;
   Resolver resolver(loop);
   ASSERT_FALSE(resolver.set_servers("127.0.0.1:" + std::to_string(dns.port)));
 
@@ -205,8 +204,7 @@ TEST(StreamTest, ConnectTimeoutAndCloseWhileResolving) {
   EXPECT_EQ(*closed, Error::closed);
 }
 
-TEST(StreamTest, UnresolvableHostIsAResolveError) {
-  Loop loop;
+TEST_F(StreamTest, UnresolvableHostIsAResolveError) {
   Resolver resolver(loop);
   std::error_code ec;
   ASSERT_TRUE(run_task(loop, [](Loop& lp, Resolver& r, std::error_code& out) -> Task<void> {
@@ -216,8 +214,7 @@ TEST(StreamTest, UnresolvableHostIsAResolveError) {
   EXPECT_EQ(ec, corio::ResolveError::not_found) << ec.message();
 }
 
-TEST(StreamTest, ReadTimeoutWhileATimerKeepsFiring) {
-  Loop loop;
+TEST_F(StreamTest, ReadTimeoutWhileATimerKeepsFiring) {
   auto [a, b] = stream_pair(loop);
   ASSERT_TRUE(a.is_open() && b.is_open());
   int ticks = 0;
@@ -247,8 +244,7 @@ TEST(StreamTest, ReadTimeoutWhileATimerKeepsFiring) {
   EXPECT_EQ(std::string(buf, r2.value), "xy");
 }
 
-TEST(StreamTest, ReadLineStripsCRLFAndKeepsUnterminatedBytes) {
-  Loop loop;
+TEST_F(StreamTest, ReadLineStripsCRLFAndKeepsUnterminatedBytes) {
   auto [a, b] = stream_pair(loop);
   std::vector<corio::Result<std::string>> lines;
   std::string rest;
@@ -276,8 +272,7 @@ TEST(StreamTest, ReadLineStripsCRLFAndKeepsUnterminatedBytes) {
   EXPECT_EQ(lines[4].error, Error::closed);
 }
 
-TEST(StreamTest, LineOverTheLimitIsRefusedWithoutGrowing) {
-  Loop loop;
+TEST_F(StreamTest, LineOverTheLimitIsRefusedWithoutGrowing) {
   auto [a, b] = stream_pair(loop);
   a.socket().set_limit(1000);
   std::string big(1 << 20, 'x');  // no newline in a whole MiB
@@ -296,8 +291,7 @@ TEST(StreamTest, LineOverTheLimitIsRefusedWithoutGrowing) {
 }
 
 // Each write_all is one queued operation: two concurrent writers never interleave.
-TEST(StreamTest, ConcurrentWriteAllDoNotInterleave) {
-  Loop loop;
+TEST_F(StreamTest, ConcurrentWriteAllDoNotInterleave) {
   auto [a, b] = stream_pair(loop);
   constexpr std::size_t kSize = 4u << 20;
   const std::string one(kSize, 'a'), two(kSize, 'b');
@@ -328,8 +322,7 @@ TEST(StreamTest, ConcurrentWriteAllDoNotInterleave) {
   EXPECT_TRUE(ab || ba) << "the two blocks were interleaved";
 }
 
-TEST(StreamTest, CloseWakesEveryPendingReader) {
-  Loop loop;
+TEST_F(StreamTest, CloseWakesEveryPendingReader) {
   auto [a, b] = stream_pair(loop);
   std::vector<std::pair<int, std::error_code>> woken;
   for (int i = 0; i < 3; ++i)
@@ -356,8 +349,7 @@ TEST(StreamTest, CloseWakesEveryPendingReader) {
   EXPECT_EQ(after->error, Error::closed);
 }
 
-TEST(StreamTest, ThrottledWriteTakesItsTime) {
-  Loop loop;
+TEST_F(StreamTest, ThrottledWriteTakesItsTime) {
   auto [a, b] = stream_pair(loop);
   constexpr std::size_t kSize = 300000;
   a.socket().throttle(Direction::write).set_rate(200000, Loop::now());
@@ -383,6 +375,7 @@ TEST(StreamTest, ThrottledWriteTakesItsTime) {
   EXPECT_LT(ms(took), 2200);
   ASSERT_TRUE(corio_test::run_until(loop, [&] { return received == kSize; }));
   EXPECT_EQ(a.socket().bytes_out, kSize);
+  b.close();  // ends the reader's task
 }
 
 Task<void> pending_reader(Stream s, bool& resumed) {
@@ -393,8 +386,7 @@ Task<void> pending_reader(Stream s, bool& resumed) {
 
 // The frame owning the stream and its queued read is destroyed: ~IoOp dequeues the read
 // and ~Stream releases the socket (ASan checks both).
-TEST(StreamTest, FrameDestroyedWhileReadPending) {
-  Loop loop;
+TEST_F(StreamTest, FrameDestroyedWhileReadPending) {
   int fds[2];
   ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds), 0);
   bool resumed = false;
@@ -412,7 +404,7 @@ TEST(StreamTest, FrameDestroyedWhileReadPending) {
 }
 
 // Same, with the frame destroyed by its loop, and a second reader queued behind the first.
-TEST(StreamTest, LoopDestroyedWithReadsPending) {
+TEST_F(StreamTest, LoopDestroyedWithReadsPending) {
   int fds[2];
   ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds), 0);
   bool resumed = false;
@@ -439,8 +431,7 @@ TEST(StreamTest, LoopDestroyedWithReadsPending) {
 }
 
 // A reader whose frame goes away while queued behind another leaves the first undisturbed.
-TEST(StreamTest, QueuedReaderDestroyedLeavesTheOthers) {
-  Loop loop;
+TEST_F(StreamTest, QueuedReaderDestroyedLeavesTheOthers) {
   auto [a, b] = stream_pair(loop);
   std::optional<corio::Result<std::size_t>> first, third;
   char buf1[8], buf2[8], buf3[8];
@@ -467,8 +458,7 @@ TEST(StreamTest, QueuedReaderDestroyedLeavesTheOthers) {
   EXPECT_EQ(std::string(buf3, third->value), "abc");
 }
 
-TEST(StreamTest, EmptyAndMovedFromStreamsFailWithClosed) {
-  Loop loop;
+TEST_F(StreamTest, EmptyAndMovedFromStreamsFailWithClosed) {
   Stream empty;
   auto [a, b] = stream_pair(loop);
   Stream moved = std::move(a);
@@ -490,8 +480,7 @@ TEST(StreamTest, EmptyAndMovedFromStreamsFailWithClosed) {
 
 // A head cancelled (its frame destroyed) hands over to the next reader at once, even when
 // the bytes it needs are already buffered and the descriptor will not become readable.
-TEST(StreamEngine, CancelledHeadLetsTheNextReaderUseBufferedBytes) {
-  Loop loop;
+TEST_F(StreamEngine, CancelledHeadLetsTheNextReaderUseBufferedBytes) {
   auto [a, b] = stream_pair(loop);
   ASSERT_EQ(::write(b.fd(), "abc", 3), 3);  // a partial line: buffered by the line reader
   std::optional<corio::Result<std::size_t>> got;
@@ -533,8 +522,7 @@ class CountingRead final : public corio::IoOp {
   std::function<void()> then_;
 };
 
-TEST(StreamEngine, OpSubmittedFromFinishWaitsForReadiness) {
-  Loop loop;
+TEST_F(StreamEngine, OpSubmittedFromFinishWaitsForReadiness) {
   int fds[2];
   ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds), 0);
   auto* so = new corio::Socket(loop, fds[0]);
@@ -561,7 +549,7 @@ namespace {
 // A socket whose last read has completed keeps its epoll interest (so a reader coming back
 // costs no epoll_ctl), but only a queued operation keeps Loop::run() going: an idle open
 // stream must not hang run() until its peer happens to send something.
-TEST(StreamTest, RunReturnsWhenNoOperationIsQueuedThoughStreamsStayOpen) {
+TEST_F(StreamTest, RunReturnsWhenNoOperationIsQueuedThoughStreamsStayOpen) {
   Loop& loop = Loop::current();
   auto [a, b] = stream_pair(loop);
   std::string got;

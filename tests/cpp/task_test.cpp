@@ -34,6 +34,9 @@ using corio::writable;
 using corio_test::ms;
 using corio_test::Pipe;
 
+// Each test gets `loop` and ends by asserting that it closes (corio_test::LoopFixture).
+using TaskTest = corio_test::LoopFixture;
+
 // Sets a flag when the coroutine frame holding it is destroyed.
 struct OnDestroy {
   bool& flag;
@@ -53,8 +56,7 @@ Task<void> sum_into(Loop& loop, int& out) {
   out = x + y;
 }
 
-TEST(Task, AwaitedTaskYieldsItsValue) {
-  Loop loop;
+TEST_F(TaskTest, AwaitedTaskYieldsItsValue) {
   int out = 0;
   spawn(loop, sum_into(loop, out));
   EXPECT_EQ(out, 0);  // suspended in add_later's sleep
@@ -69,8 +71,7 @@ Task<void> unbox(std::string& out) {
   out = *p;
 }
 
-TEST(Task, MoveOnlyResult) {
-  Loop loop;
+TEST_F(TaskTest, MoveOnlyResult) {
   std::string out;
   spawn(loop, unbox(out));  // nothing suspends: finished before spawn returns
   EXPECT_EQ(out, "move-only");
@@ -91,8 +92,7 @@ Task<void> catches(Loop& loop, Duration d, std::string& msg) {
   }
 }
 
-TEST(Task, ExceptionPropagatesToTheAwaiter) {
-  Loop loop;
+TEST_F(TaskTest, ExceptionPropagatesToTheAwaiter) {
   std::vector<std::string> errors;
   corio_test::capture_exceptions(loop, errors);
   std::string sync_msg, async_msg;
@@ -109,7 +109,7 @@ Task<void> set_flag(bool& f) {
   co_return;
 }
 
-TEST(Task, TasksAreLazyAndOwnTheirFrame) {
+TEST_F(TaskTest, TasksAreLazyAndOwnTheirFrame) {
   bool ran = false;
   {
     Task<void> t = set_flag(ran);
@@ -130,8 +130,7 @@ Task<void> steps(Loop& loop, std::vector<int>& log) {
   log.push_back(3);
 }
 
-TEST(Task, SpawnRunsUntilTheFirstSuspension) {
-  Loop loop;
+TEST_F(TaskTest, SpawnRunsUntilTheFirstSuspension) {
   std::vector<int> log;
   spawn(loop, steps(loop, log));
   EXPECT_EQ(log, std::vector<int>{1});
@@ -146,8 +145,7 @@ Task<void> timed_sleep(Loop& loop, Duration d, Duration& took) {
   took = Clock::now() - t0;
 }
 
-TEST(Task, SleepForSleepsAtLeastTheDuration) {
-  Loop loop;
+TEST_F(TaskTest, SleepForSleepsAtLeastTheDuration) {
   for (Duration d : {Duration(1ms), Duration(15ms), Duration(250us)}) {
     Duration took{-1};
     spawn(loop, timed_sleep(loop, d, took));
@@ -162,8 +160,7 @@ Task<void> sleep_then_log(Loop& loop, Duration d, int id, std::vector<int>& log)
   log.push_back(id);
 }
 
-TEST(Task, ConcurrentSleepersWakeInDeadlineOrder) {
-  Loop loop;
+TEST_F(TaskTest, ConcurrentSleepersWakeInDeadlineOrder) {
   std::vector<int> log;
   spawn(loop, sleep_then_log(loop, 30ms, 3, log));
   spawn(loop, sleep_then_log(loop, 2ms, 1, log));
@@ -184,8 +181,7 @@ Task<void> wait_io(Loop& loop, int fd, unsigned interest, std::optional<Duration
   done = true;
 }
 
-TEST(Task, ReadableWhenDataArrives) {
-  Loop loop;
+TEST_F(TaskTest, ReadableWhenDataArrives) {
   Pipe p;
   ASSERT_TRUE(p.ok());
   std::error_code ec = std::make_error_code(std::errc::io_error);
@@ -204,8 +200,7 @@ TEST(Task, ReadableWhenDataArrives) {
   EXPECT_EQ(p.drain(), 1);
 }
 
-TEST(Task, ReadableTimesOut) {
-  Loop loop;
+TEST_F(TaskTest, ReadableTimesOut) {
   Pipe p;
   ASSERT_TRUE(p.ok());
   std::error_code ec;
@@ -223,8 +218,7 @@ TEST(Task, ReadableTimesOut) {
   EXPECT_EQ(p.drain(), 1);
 }
 
-TEST(Task, ReadableWithoutTimeoutWaitsForData) {
-  Loop loop;
+TEST_F(TaskTest, ReadableWithoutTimeoutWaitsForData) {
   Pipe p;
   ASSERT_TRUE(p.ok());
   std::error_code ec = std::make_error_code(std::errc::io_error);
@@ -238,8 +232,7 @@ TEST(Task, ReadableWithoutTimeoutWaitsForData) {
   EXPECT_FALSE(ec);
 }
 
-TEST(Task, ReadableOnAClosedDescriptorFailsAtOnce) {
-  Loop loop;
+TEST_F(TaskTest, ReadableOnAClosedDescriptorFailsAtOnce) {
   int fds[2];
   ASSERT_EQ(::pipe(fds), 0);
   ::close(fds[0]);
@@ -255,8 +248,7 @@ TEST(Task, ReadableOnAClosedDescriptorFailsAtOnce) {
   EXPECT_LT(Clock::now() - t0, 1s);
 }
 
-TEST(Task, WritableIsReadyAtOnce) {
-  Loop loop;
+TEST_F(TaskTest, WritableIsReadyAtOnce) {
   Pipe p;
   ASSERT_TRUE(p.ok());
   std::error_code ec = std::make_error_code(std::errc::io_error);
@@ -278,8 +270,7 @@ Task<void> fail_now() {
   co_return;
 }
 
-TEST(Task, ExceptionEscapingASpawnedTaskGoesToTheHandler) {
-  Loop loop;
+TEST_F(TaskTest, ExceptionEscapingASpawnedTaskGoesToTheHandler) {
   std::vector<std::string> errors;
   corio_test::capture_exceptions(loop, errors);
   int done = 0;
@@ -293,8 +284,7 @@ TEST(Task, ExceptionEscapingASpawnedTaskGoesToTheHandler) {
   EXPECT_EQ(errors, (std::vector<std::string>{"sync boom", "task boom"}));
 }
 
-TEST(Task, ExceptionEscapingASpawnedTaskIsPrintedByDefault) {
-  Loop loop;
+TEST_F(TaskTest, ExceptionEscapingASpawnedTaskIsPrintedByDefault) {
   int done = 0;
   testing::internal::CaptureStderr();
   spawn(loop, sleep_and_count(loop, 1ms, true, done));
@@ -323,7 +313,7 @@ Task<void> read_forever(Loop& loop, int fd, bool& destroyed, bool& finished) {
   finished = true;
 }
 
-TEST(Task, DestroyingTheLoopDestroysSuspendedTasks) {
+TEST_F(TaskTest, DestroyingTheLoopDestroysSuspendedTasks) {
   Pipe p;
   ASSERT_TRUE(p.ok());
   bool a = false, b = false, b_child = false, c = false, finished = false;
@@ -366,6 +356,7 @@ void* chain_thread(void* arg) {
   Loop loop;
   spawn(loop, run_chain(job->suspend ? &loop : nullptr, job->depth, job->out));
   loop.run();
+  if (loop.close()) job->out = -3;  // something was left on the thread's loop
   return nullptr;
 }
 
@@ -401,11 +392,11 @@ long run_chain_on_thread(int depth, bool suspend) {
   return job.out;
 }
 
-TEST(Task, DeepChainOfSynchronousTasksDoesNotGrowTheStack) {
+TEST_F(TaskTest, DeepChainOfSynchronousTasksDoesNotGrowTheStack) {
   EXPECT_EQ(run_chain_on_thread(10'000, false), 10'000);
 }
 
-TEST(Task, DeepChainResumedFromATimerDoesNotGrowTheStack) {
+TEST_F(TaskTest, DeepChainResumedFromATimerDoesNotGrowTheStack) {
   EXPECT_EQ(run_chain_on_thread(10'000, true), 10'000);
 }
 
@@ -414,7 +405,7 @@ Task<void> sleep_on_current(bool& done) {
   done = true;
 }
 
-TEST(Task, DefaultLoopOverloads) {
+TEST_F(TaskTest, DefaultLoopOverloads) {
   bool done = false;
   spawn(sleep_on_current(done));
   EXPECT_FALSE(done);

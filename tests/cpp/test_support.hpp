@@ -1,12 +1,17 @@
-// Helpers shared by the C++ tests: descriptors that close themselves, a bounded run loop,
-// and exception capture. Time bounds in tests: lower bounds are strict (a timer must never
-// be early), upper bounds are generous (CI machines are noisy).
+// Shared by the C++ tests: the fixture every test with a loop uses (its loop must close at
+// the end), descriptors that close themselves, a bounded run loop, and exception capture.
+// Time bounds in tests: lower bounds are strict (a timer must never be early), upper bounds
+// are generous (CI machines are noisy).
 #pragma once
 #include <corio/clock.hpp>
 #include <corio/loop.hpp>
 
+#include <gtest/gtest.h>
+
 #include <chrono>
 #include <exception>
+#include <filesystem>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -16,6 +21,31 @@
 namespace corio_test {
 
 using namespace std::chrono_literals;
+
+// Asserts that `loop` closes: nothing (timer, watch, signal watch, socket, task, hold,
+// queued callback) is left live on it.
+inline void expect_closes(corio::Loop& loop, const char* which = "the test's loop") {
+  const std::error_code ec = loop.close();
+  EXPECT_FALSE(ec) << which << " did not close (" << ec.message() << "): " << loop.live_report();
+}
+
+// The fixture of every test with a loop (libuv's MAKE_VALGRIND_HAPPY): the test gets `loop`,
+// and ends by asserting that it closes with nothing left live — and the thread's default
+// loop too (Loop::current(): Resolver::current() and the one-argument spawn/sleep_for use
+// it), unless it already held something when the test began (another test's leak).
+class LoopFixture : public ::testing::Test {
+ protected:
+  void SetUp() override { current_was_clean_ = corio::Loop::current().live_report().empty(); }
+  void TearDown() override {
+    expect_closes(loop);
+    if (current_was_clean_) expect_closes(corio::Loop::current(), "Loop::current()");
+  }
+
+  corio::Loop loop;
+
+ private:
+  bool current_was_clean_ = false;
+};
 
 inline void close_fd(int& fd) {
   if (fd >= 0) ::close(fd);
@@ -72,6 +102,18 @@ inline void capture_exceptions(corio::Loop& loop, std::vector<std::string>& out)
       out.emplace_back("<non-std exception>");
     }
   });
+}
+
+// This process's descriptors of one kind, by their /proc/self/fd link: "anon_inode:[eventpoll]"
+// (a loop's is the one that appears when it is made), "anon_inode:[signalfd]" ...
+inline std::set<int> descriptors_linked_to(const std::string& target) {
+  std::set<int> out;
+  for (const auto& e : std::filesystem::directory_iterator("/proc/self/fd")) {
+    std::error_code ec;
+    auto link = std::filesystem::read_symlink(e.path(), ec);
+    if (!ec && link == target) out.insert(std::stoi(e.path().filename().string()));
+  }
+  return out;
 }
 
 template <class D>

@@ -30,8 +30,10 @@ using corio::Timer;
 using corio::TimerQueue;
 using corio_test::ms;
 
-TEST(Timer, FiresInDeadlineOrder) {
-  Loop loop;
+// Each test gets `loop` and ends by asserting that it closes (corio_test::LoopFixture).
+using TimerTest = corio_test::LoopFixture;
+
+TEST_F(TimerTest, FiresInDeadlineOrder) {
   std::vector<int> order;
   Timer a(loop), b(loop), c(loop), d(loop);
   const TimePoint base = Clock::now();
@@ -48,8 +50,7 @@ TEST(Timer, FiresInDeadlineOrder) {
   EXPECT_GE(Clock::now(), base + 15ms);
 }
 
-TEST(Timer, EqualDeadlinesFireInArmingOrder) {
-  Loop loop;
+TEST_F(TimerTest, EqualDeadlinesFireInArmingOrder) {
   constexpr int kN = 50;
   std::deque<Timer> timers;
   std::vector<int> order;
@@ -68,8 +69,7 @@ TEST(Timer, EqualDeadlinesFireInArmingOrder) {
   EXPECT_EQ(order, expected);
 }
 
-TEST(Timer, StopBeforeFiring) {
-  Loop loop;
+TEST_F(TimerTest, StopBeforeFiring) {
   int a_fired = 0, b_fired = 0;
   Timer a(loop), b(loop);
   a.start(1ms, [&] { ++a_fired; });
@@ -84,8 +84,7 @@ TEST(Timer, StopBeforeFiring) {
   EXPECT_EQ(b_fired, 1);
 }
 
-TEST(Timer, DestroyedTimerDoesNotFire) {
-  Loop loop;
+TEST_F(TimerTest, DestroyedTimerDoesNotFire) {
   int fired = 0;
   {
     Timer t(loop);
@@ -97,8 +96,7 @@ TEST(Timer, DestroyedTimerDoesNotFire) {
   EXPECT_EQ(fired, 0);
 }
 
-TEST(Timer, StopFromAnotherCallbackInSameIteration) {
-  Loop loop;
+TEST_F(TimerTest, StopFromAnotherCallbackInSameIteration) {
   std::vector<char> fired;
   Timer a(loop), b(loop), c(loop);
   const TimePoint base = Clock::now();
@@ -115,8 +113,7 @@ TEST(Timer, StopFromAnotherCallbackInSameIteration) {
   EXPECT_FALSE(loop.alive());
 }
 
-TEST(Timer, DestroyFromAnotherCallbackInSameIteration) {
-  Loop loop;
+TEST_F(TimerTest, DestroyFromAnotherCallbackInSameIteration) {
   std::vector<char> fired;
   Timer a(loop);
   auto b = std::make_unique<Timer>(loop);
@@ -132,8 +129,7 @@ TEST(Timer, DestroyFromAnotherCallbackInSameIteration) {
   EXPECT_EQ(loop.timer_count(), 0u);
 }
 
-TEST(Timer, RestartsItselfFromItsCallback) {
-  Loop loop;
+TEST_F(TimerTest, RestartsItselfFromItsCallback) {
   Timer t(loop);
   std::vector<TimePoint> fired_at;
   int after_restart = 0;
@@ -160,8 +156,7 @@ TEST(Timer, RestartsItselfFromItsCallback) {
   EXPECT_FALSE(t.active());
 }
 
-TEST(Timer, RestartedWithANewCallback) {
-  Loop loop;
+TEST_F(TimerTest, RestartedWithANewCallback) {
   Timer t(loop);
   std::vector<int> calls;
   t.start(1ms, [&] {
@@ -173,8 +168,7 @@ TEST(Timer, RestartedWithANewCallback) {
   EXPECT_EQ(calls, (std::vector<int>{1, 3, 2}));
 }
 
-TEST(Timer, RestartedThenStoppedInItsCallbackDoesNotFireAgain) {
-  Loop loop;
+TEST_F(TimerTest, RestartedThenStoppedInItsCallbackDoesNotFireAgain) {
   Timer t(loop);
   int first = 0, second = 0;
   t.start(1ms, [&] {
@@ -189,8 +183,7 @@ TEST(Timer, RestartedThenStoppedInItsCallbackDoesNotFireAgain) {
   EXPECT_FALSE(t.active());
 }
 
-TEST(Timer, DestroysItselfFromItsCallback) {
-  Loop loop;
+TEST_F(TimerTest, DestroysItselfFromItsCallback) {
   auto t = std::make_unique<Timer>(loop);
   int after = 0;
   t->start(1ms, [&] {
@@ -202,8 +195,7 @@ TEST(Timer, DestroysItselfFromItsCallback) {
   EXPECT_EQ(after, 1);
 }
 
-TEST(Timer, RepeatingTimerDestroysItselfFromItsCallback) {
-  Loop loop;
+TEST_F(TimerTest, RepeatingTimerDestroysItselfFromItsCallback) {
   auto t = std::make_unique<Timer>(loop);
   int ticks = 0, after = 0;
   t->start(
@@ -219,8 +211,7 @@ TEST(Timer, RepeatingTimerDestroysItselfFromItsCallback) {
   EXPECT_EQ(loop.timer_count(), 0u);
 }
 
-TEST(Timer, RepeatingTimerTicksUntilStopped) {
-  Loop loop;
+TEST_F(TimerTest, RepeatingTimerTicksUntilStopped) {
   Timer t(loop);
   std::vector<TimePoint> ticks;
   const TimePoint t0 = Clock::now();
@@ -242,8 +233,7 @@ TEST(Timer, RepeatingTimerTicksUntilStopped) {
   for (std::size_t k = 1; k < ticks.size(); ++k) EXPECT_GT(ticks[k], ticks[k - 1]);
 }
 
-TEST(Timer, RepeatingTimerCanBeStoppedByAnotherTimer) {
-  Loop loop;
+TEST_F(TimerTest, RepeatingTimerCanBeStoppedByAnotherTimer) {
   Timer rep(loop), stopper(loop);
   int ticks = 0;
   const TimePoint t0 = Clock::now();
@@ -255,8 +245,7 @@ TEST(Timer, RepeatingTimerCanBeStoppedByAnotherTimer) {
   EXPECT_FALSE(rep.active());
 }
 
-TEST(Timer, NegativeRepeatMeansOneShot) {
-  Loop loop;
+TEST_F(TimerTest, NegativeRepeatMeansOneShot) {
   Timer t(loop);
   int fired = 0;
   t.start(0ms, [&] { ++fired; }, -5ms);
@@ -265,8 +254,7 @@ TEST(Timer, NegativeRepeatMeansOneShot) {
   EXPECT_EQ(fired, 1);
 }
 
-TEST(Timer, ZeroDelayTimerFiresOnNextIteration) {
-  Loop loop;
+TEST_F(TimerTest, ZeroDelayTimerFiresOnNextIteration) {
   Timer t(loop);
   int fired = 0;
   t.start(0ms, [&] { ++fired; });
@@ -274,8 +262,7 @@ TEST(Timer, ZeroDelayTimerFiresOnNextIteration) {
   EXPECT_TRUE(corio_test::run_until(loop, [&] { return fired == 1; }));
 }
 
-TEST(Timer, HundredThousandTimersHalfStopped) {
-  Loop loop;
+TEST_F(TimerTest, HundredThousandTimersHalfStopped) {
   constexpr std::size_t kN = 100'000;
   std::mt19937_64 rng(20240601);
   std::uniform_int_distribution<long long> spread(0, 50'000'000 - 1);  // [0, 50 ms) in ns
@@ -317,8 +304,7 @@ TEST(Timer, HundredThousandTimersHalfStopped) {
   EXPECT_EQ(wrong, 0u);
 }
 
-TEST(Timer, TenMillisecondTimerIsNeverEarly) {
-  Loop loop;
+TEST_F(TimerTest, TenMillisecondTimerIsNeverEarly) {
   for (int round = 0; round < 3; ++round) {
     Timer t(loop);
     TimePoint fired_at{};
@@ -367,6 +353,7 @@ struct QueueFixture {
       while (!q.empty()) q.erase(q.top());
     }
   } drain{q};
+  ~QueueFixture() { corio_test::expect_closes(loop); }  // the timers were only lent to q
 
   Timer& make(TimePoint deadline) {
     timers.emplace_back(loop);
@@ -403,7 +390,6 @@ void random_push_erase(unsigned seed, const std::function<TimePoint(std::mt19937
       int i = out.back();
       out.pop_back();
       f.q.push(all[i]);
-      EXPECT_TRUE(all[i]->active());
       ref.emplace(all[i]->deadline(), i);
       in.push_back(i);
     } else if (!in.empty()) {
@@ -414,7 +400,6 @@ void random_push_erase(unsigned seed, const std::function<TimePoint(std::mt19937
       in[k] = in.back();
       in.pop_back();
       f.q.erase(all[i]);
-      EXPECT_FALSE(all[i]->active());
       ref.erase({all[i]->deadline(), i});
       out.push_back(i);
     }
@@ -482,8 +467,7 @@ namespace {
 
 // A callback that re-arms its timer in the past must not monopolise the loop: each pass
 // fires only timers armed before it, so the other timer and run_once() still get their turn.
-TEST(Timer, RearmingInThePastDoesNotStarveTheLoop) {
-  corio::Loop loop;
+TEST_F(TimerTest, RearmingInThePastDoesNotStarveTheLoop) {
   corio::Timer greedy(loop), other(loop);
   int greedy_runs = 0;
   bool other_ran = false;
@@ -503,8 +487,7 @@ TEST(Timer, RearmingInThePastDoesNotStarveTheLoop) {
 }
 
 // The callback survives its timer being stopped and restarted without a new callback.
-TEST(Timer, RepeatingCallbackKeptAcrossTicks) {
-  corio::Loop loop;
+TEST_F(TimerTest, RepeatingCallbackKeptAcrossTicks) {
   corio::Timer t(loop);
   int ticks = 0;
   t.start(1ms, [&] { if (++ticks == 3) t.stop(); }, 1ms);
@@ -516,8 +499,7 @@ TEST(Timer, RepeatingCallbackKeptAcrossTicks) {
 
 namespace {
 
-TEST(Timer, UnreferencedTimerDoesNotHoldRun) {
-  corio::Loop loop;
+TEST_F(TimerTest, UnreferencedTimerDoesNotHoldRun) {
   corio::Timer background(loop), work(loop);
   bool background_fired = false, work_fired = false;
   background.start(10s, [&] { background_fired = true; });

@@ -4,6 +4,7 @@
 // dispatches descriptor readiness. Nothing polls: an idle loop costs no CPU.
 #pragma once
 #include <corio/clock.hpp>
+#include <corio/handle.hpp>
 #include <corio/timer_queue.hpp>
 
 #include <atomic>
@@ -13,6 +14,8 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <string>
+#include <system_error>
 #include <vector>
 
 namespace corio {
@@ -49,7 +52,16 @@ class Loop {
   void run();
   // One iteration, waiting at most `timeout` (nullopt: as long as the nearest timer
   // allows, forever if there is none). Returns whether any callback ran.
+  //
+  // If the poller fails (anything but EINTR: its descriptor was closed or replaced behind
+  // the loop's back, say), the loop is broken for good: error() returns the failure, it
+  // goes once to the exception handler as a std::system_error, stop() is called, alive()
+  // is false from then on and run_once() returns false at once without waiting or running
+  // anything. So run() returns instead of spinning, and a caller that must not see
+  // exceptions (the Lua binding) checks error() after run_once() — nothing is thrown.
   bool run_once(std::optional<Duration> timeout = std::nullopt);
+  // The poller's failure, if any (see run_once).
+  std::error_code error() const noexcept { return error_; }
   // Makes run() return after the current iteration (safe from any callback).
   void stop() noexcept { stop_ = true; }
 
@@ -66,14 +78,31 @@ class Loop {
   void report(std::exception_ptr e) noexcept;
 
   // While held, run() keeps going with nothing else pending (e.g. waiting for post()).
-  void hold() noexcept { ++refs_; }
-  void release() noexcept { --refs_; }
-  bool alive() const noexcept;
+  void hold() noexcept { handles_.hold(); }
+  void release() noexcept { handles_.release(); }
+  bool alive() const noexcept { return (handles_.refs() > 0 || !queued_.empty()) && !error_; }
+
+  // What is live on the loop, by kind (Handle). Handles are made with it.
+  HandleCounts& handles() noexcept { return handles_; }
+  const HandleCounts& handles() const noexcept { return handles_; }
+
+  // Closes the loop (libuv's uv_loop_close): fails with device_or_resource_busy while
+  // anything is live — a started timer, watch or signal watch (referenced or not; the
+  // loop's own descriptors aside), a socket, a spawned task not finished, a hold, a
+  // queued or posted callback — and live_report() then says which. On success the
+  // services and the signalfd are released and the loop is as good as new (using it
+  // again makes them again): Loop::current() outlives everyone who closes it. Not from
+  // inside one of the loop's callbacks.
+  std::error_code close();
+  // What keeps close() from succeeding, e.g. "timer: 2, io_watch: 1 (fd 7), task: 1";
+  // empty if nothing.
+  std::string live_report() const;
 
   std::size_t timer_count() const noexcept { return timers_.size(); }
 
   // A part of a higher layer that lives as long as the loop (the pool of buffers the socket
-  // engine lends, say): found by a key of its own, destroyed with the loop after its tasks.
+  // engine lends, say): found by a key of its own, destroyed with the loop after its tasks
+  // (or by a successful close()).
   class Service {
    public:
     virtual ~Service() = default;
@@ -92,16 +121,15 @@ class Loop {
   struct FdSlot {
     IoWatch* head = nullptr;
     unsigned registered = 0;  // interest mask the poller currently holds
-    bool always_ready = false;  // a regular file: epoll refuses it, select calls it ready
+    bool always_ready = false;  // the poller cannot poll it (Poller::kAlwaysReady)
   };
 
-  void arm(Timer* t);
-  void disarm(Timer* t) noexcept;
   std::error_code update_fd(int fd, bool resync = false);
   void unlink_watch(IoWatch* w) noexcept;
   void dispatch_fd(int fd, unsigned events);
   int fire_timers();
   int run_queued();
+  void fail(std::error_code ec) noexcept;
   template <class F> void guarded(F&& f) noexcept;
 
   std::unique_ptr<Poller> poller_;
@@ -117,14 +145,15 @@ class Loop {
   Cursor* cursor_ = nullptr;  // innermost descriptor dispatch in progress
   std::vector<Callback> queued_;
   std::vector<Callback> running_;
-  std::mutex posted_mutex_;
+  mutable std::mutex posted_mutex_;
   std::vector<Callback> posted_;
   std::atomic<bool> sleeping_{false};
   detail::TaskNode* tasks_ = nullptr;
   std::vector<std::pair<const void*, std::unique_ptr<Service>>> services_;
   ExceptionHandler on_exception_;
   TimePoint pass_now_ = TimePoint::min();  // the time of the timer pass in progress
-  long refs_ = 0;  // active referenced timers, watches, signals and holds
+  HandleCounts handles_{*this};
+  std::error_code error_;  // the poller's failure: the loop is broken
   bool stop_ = false;
 };
 

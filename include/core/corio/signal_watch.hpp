@@ -2,37 +2,33 @@
 // is active the loop blocks that signal in the calling thread and reads it from a
 // signalfd; when the last watch stops, the signal's previous mask state is restored.
 #pragma once
+#include <corio/handle.hpp>
+#include <corio/loop.hpp>
+
 #include <functional>
 #include <system_error>
 
 namespace corio {
 
-class Loop;
-
-class SignalWatch {
+class SignalWatch : public Handle {
  public:
   using Callback = std::function<void(int signo)>;
 
   SignalWatch(Loop& loop, int signo, Callback cb) noexcept
-      : loop_(&loop), signo_(signo), cb_(std::move(cb)) {}
+      : Handle(loop.handles(), HandleKind::signal_watch), signo_(signo), cb_(std::move(cb)) {}
   ~SignalWatch() { stop(); }
-  SignalWatch(const SignalWatch&) = delete;
-  SignalWatch& operator=(const SignalWatch&) = delete;
 
   // Fails with EINVAL for a signal that cannot be caught (SIGKILL, SIGSTOP, out of range).
   std::error_code start();
+  // When the last watch of a signal stops, instances of it still pending are discarded
+  // before the signal is unblocked (they would otherwise take its default action).
   void stop() noexcept;
-  // An unreferenced watch does not keep Loop::run() going.
-  void unref() noexcept;
-  bool active() const noexcept { return active_; }
+  // Handle::unref(): an unreferenced watch does not keep Loop::run() going.
   int signo() const noexcept { return signo_; }
 
  private:
   friend class SignalSource;
-  Loop* loop_;
   int signo_;
-  bool active_ = false;
-  bool ref_ = true;
   Callback cb_;
   SignalWatch* prev_ = nullptr;
   SignalWatch* next_ = nullptr;

@@ -5,13 +5,16 @@
 // into the heap. At 1,000,000 armed timers a heap alone paid a chain of cache misses per
 // sift; the wheel keeps the heap small enough to stay in cache.
 #pragma once
-#include <corio/timer.hpp>
+#include <corio/clock.hpp>
 
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <vector>
 
 namespace corio {
+
+class Timer;
 
 class TimerQueue {
  public:
@@ -39,10 +42,7 @@ class TimerQueue {
       return deadline < o.deadline || (deadline == o.deadline && seq < o.seq);
     }
   };
-  void place(std::size_t i, const Entry& e) noexcept {
-    heap_[i] = e;
-    e.timer->index_ = i;
-  }
+  void place(std::size_t i, const Entry& e) noexcept;
   void heap_push(Timer* t);
   void sift_up(std::size_t i, Entry e) noexcept;
   void sift_down(std::size_t i, Entry e) noexcept;
