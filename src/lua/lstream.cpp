@@ -293,8 +293,7 @@ int l_shutdown(lua_State* L) {
 // setlimit(bytes): the longest line, and from now on "*a" read, this socket buffers.
 int l_setlimit(lua_State* L) {
   LSocket* s = check_socket(L, 1);
-  s->sock->set_limit(check_bytes(L, 2));
-  s->sock->limit_all = true;
+  s->sock->set_limit(check_bytes(L, 2), true);
   lua_pushnumber(L, 1);
   return 1;
 }

@@ -42,7 +42,7 @@ IoOp::Status ReadRule::step(Socket& so, std::error_code& ec) {
         break;
       }
       case Kind::all:
-        if (so.limit_all && v.size() > so.limit()) {
+        if (so.limit_all() && v.size() > so.limit()) {
           ec = Error::line_too_long;
           return IoOp::Status::done;
         }

@@ -31,7 +31,8 @@ int Socket::open(int family, int type) noexcept {
 std::size_t Socket::default_limit() noexcept { return g_default_limit.load(std::memory_order_relaxed); }
 void Socket::set_default_limit(std::size_t bytes) noexcept { g_default_limit.store(bytes, std::memory_order_relaxed); }
 
-Socket::Socket(Loop& loop, int fd) : loop_(&loop) {
+Socket::Socket(Loop& loop, int fd) : ListedHandle(loop.handles(), HandleKind::socket) {
+  unref();
   if (fd >= 0) adopt(fd);
 }
 
@@ -48,6 +49,7 @@ void Socket::release_fd(bool close_it) noexcept {
   interest_ = 0;
   if (fd_ >= 0 && !owner_ && close_it) ::close(fd_);
   fd_ = -1;
+  stop_handle();
 }
 
 void Socket::adopt(int fd) {
@@ -55,11 +57,12 @@ void Socket::adopt(int fd) {
   if (flags >= 0 && !(flags & O_NONBLOCK)) fcntl(fd, F_SETFL, flags | O_NONBLOCK);
   release_fd();
   fd_ = fd;
+  start_handle();
   sockaddr_storage ss;
   socklen_t len = sizeof ss;
   family_ = ::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) == 0 ? ss.ss_family : AF_UNSPEC;
   drained_ = false;
-  watch_.emplace(*loop_, fd, [this](unsigned ev) { on_ready(ev); });
+  watch_.emplace(loop(), fd, [this](unsigned ev) { on_ready(ev); });
   // The interest outlives the op that wanted it (see on_ready); what keeps the loop running
   // is a queued op (submit/unlink), not an idle socket's lingering interest.
   watch_->unref();
@@ -86,12 +89,21 @@ std::error_code Socket::renew(int family, int type) {
   return {};
 }
 
+Socket::Setup& Socket::setup() {
+  if (!setup_) setup_ = std::make_unique<Setup>();
+  return *setup_;
+}
+
+void Socket::set_limit(std::size_t bytes, bool all) {
+  setup().limit = bytes;
+  limit_all_ = all;
+}
+
 std::error_code Socket::set_option(int level, int name, const void* value, socklen_t len) {
   if (fd_ < 0) return std::make_error_code(std::errc::bad_file_descriptor);  // as setsockopt says
   if (::setsockopt(fd_, level, name, value, len) != 0) return {errno, std::generic_category()};
-  if (!setup_) setup_ = std::make_unique<Setup>();
   const char* p = static_cast<const char*>(value);
-  for (auto& o : setup_->options)
+  for (auto& o : setup().options)
     if (o.level == level && o.name == name) {
       o.value.assign(p, p + len);
       return {};
@@ -103,8 +115,7 @@ std::error_code Socket::set_option(int level, int name, const void* value, sockl
 std::error_code Socket::bind(const Address& a) {
   if (fd_ < 0) return std::make_error_code(std::errc::bad_file_descriptor);
   if (::bind(fd_, a.data(), a.size()) != 0) return {errno, std::generic_category()};
-  if (!setup_) setup_ = std::make_unique<Setup>();
-  setup_->bound = a;
+  setup().bound = a;
   return {};
 }
 
@@ -112,7 +123,7 @@ bool Socket::submit(IoOp& op, Direction d, std::optional<Duration> timeout) {
   const bool first = !head_[idx(d)];
   IoOp::Status st = IoOp::Status::wait;
   if (first && (st = op.step(*this)) == IoOp::Status::done) return true;
-  if (!head_[0] && !head_[1]) loop_->hold();  // released when the last op leaves (unlink)
+  if (!head_[0] && !head_[1]) loop().hold();  // released when the last op leaves (unlink)
   op.sock_ = this;
   op.dir_ = d;
   op.next_ = nullptr;
@@ -131,7 +142,7 @@ void Socket::rearm(IoOp& op, std::optional<Duration> timeout) {
     if (op.timer_) op.timer_->stop();
     return;
   }
-  if (!op.timer_ || &op.timer_->loop() != loop_) op.timer_ = std::make_unique<Timer>(*loop_);
+  if (!op.timer_ || &op.timer_->loop() != &loop()) op.timer_ = std::make_unique<Timer>(loop());
   op.timer_->start(*timeout, [&op] { op.sock_->time_out(op); });  // small enough not to allocate
 }
 
@@ -147,7 +158,7 @@ void Socket::wake(IoOp& op) {
 }
 
 Socket::Pacing& Socket::pacing() {
-  if (!pacing_) pacing_ = std::make_unique<Pacing>(*loop_);
+  if (!pacing_) pacing_ = std::make_unique<Pacing>(loop());
   return *pacing_;
 }
 
@@ -161,7 +172,7 @@ void Socket::unlink(IoOp& op) noexcept {
     break;
   }
   if (op.timer_) op.timer_->stop();
-  if (!head_[0] && !head_[1]) loop_->release();
+  if (!head_[0] && !head_[1]) loop().release();
   op.sock_ = nullptr;
   op.next_ = nullptr;
   op.parked_ = false;

@@ -137,4 +137,39 @@ TEST_F(SocketBorrow, OwnedDescriptorIsClosed) {
   p.a = -1;
 }
 
+// LuaSocket's setfd: the socket lets go of its descriptor without closing it (whoever took
+// it owns it now), wakes its waiters, and keeps what was buffered.
+TEST_F(SocketBorrow, DetachLeavesTheDescriptorOpenAndKeepsTheBuffer) {
+  Pair p;
+  ASSERT_GE(p.a, 0);
+  corio::Socket so(loop, p.a);
+  ASSERT_EQ(::write(p.b, "xy", 2), 2);
+  ReadOne first, waiting;
+  if (!so.submit(first, Direction::read)) {
+    ASSERT_TRUE(corio_test::run_until(loop, [&] { return first.finished; }));
+  }
+  EXPECT_EQ(so.input().view(), "xy");
+  EXPECT_FALSE(so.submit(waiting, Direction::read));
+  so.detach();
+  EXPECT_TRUE(waiting.finished);
+  EXPECT_EQ(waiting.error, Error::closed);
+  EXPECT_TRUE(is_open(p.a));
+  EXPECT_EQ(so.input().view(), "xy");
+}
+
+// An open socket is a live handle of its loop (Loop::close() names it) that keeps no run()
+// going; closed, it is gone.
+TEST_F(SocketBorrow, AnOpenSocketIsLiveButUnreferenced) {
+  Pair p;
+  ASSERT_GE(p.a, 0);
+  corio::Socket so(loop, p.a);
+  p.a = -1;
+  EXPECT_EQ(loop.handles().live(corio::HandleKind::socket), 1);
+  EXPECT_EQ(loop.close(), std::errc::device_or_resource_busy);
+  EXPECT_NE(loop.live_report().find("socket: 1"), std::string::npos) << loop.live_report();
+  loop.run();  // returns: nothing holds it
+  so.close();
+  EXPECT_EQ(loop.handles().live(corio::HandleKind::socket), 0);
+}
+
 }  // namespace

@@ -17,7 +17,7 @@ struct ReadRule {
     line,       // up to "\n"; a line longer than the socket's limit() (the bytes before the
                 // "\n") is refused with Error::line_too_long before it is buffered whole
     all,        // until the peer closes: done with Error::closed, take = all that came;
-                // refused like a line once past the limit if the socket's limit_all is set
+                // refused like a line once past the limit if the socket's limit_all()
     available,  // at least one byte buffered, none taken (LuaSocket's receive(0))
   };
 

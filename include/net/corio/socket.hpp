@@ -8,6 +8,7 @@
 #include <corio/address.hpp>
 #include <corio/buffer.hpp>
 #include <corio/error.hpp>
+#include <corio/handle.hpp>
 #include <corio/io_watch.hpp>
 #include <corio/loop.hpp>
 #include <corio/throttle.hpp>
@@ -70,7 +71,9 @@ class Transport {
   virtual IoOp::Status write(int fd, const char* data, std::size_t len, std::size_t& put, std::error_code& ec) = 0;
 };
 
-class Socket {
+// A socket is a handle of its loop while it has a descriptor: Loop::close() reports it as
+// live, but an idle socket keeps no run() going; a queued operation does (Loop::hold).
+class Socket : public ListedHandle {
  public:
   // The owner of a borrowed descriptor (a LuaSocket object that corio.wrap wraps): told when
   // the socket replaces the descriptor (renew), so it can close the old one and take the new.
@@ -98,7 +101,6 @@ class Socket {
   bool busy(Direction d) const noexcept { return head_[static_cast<int>(d)] != nullptr; }
   // Nothing buffered and the kernel's buffer known empty: a read now would only wait.
   bool read_would_wait() const noexcept { return drained_ && fd_ >= 0 && input_.empty() && !transport_; }
-  Loop& loop() const noexcept { return *loop_; }
   // Gives the socket a descriptor (replacing none); it is borrowed if the socket has an owner.
   void adopt(int fd);
   // Borrowed descriptors from now on: close() and the destructor leave them open, and
@@ -149,13 +151,13 @@ class Socket {
   void consume(std::size_t n);  // n bytes of input() delivered: counted, and an empty buffer freed
   Throttle& throttle(Direction d) { return pacing().throttle[static_cast<int>(d)]; }
 
-  // The longest line a reader buffers (and, with limit_all, the longest "read everything"):
+  // The longest line a reader buffers (and, with limit_all(), the longest "read everything"):
   // the socket's own, else the process-wide default (1 MiB; SIZE_MAX: unbounded).
-  std::size_t limit() const noexcept { return limit_ ? limit_ : default_limit(); }
-  void set_limit(std::size_t bytes) noexcept { limit_ = bytes; }
+  std::size_t limit() const noexcept { return setup_ && setup_->limit ? setup_->limit : default_limit(); }
+  bool limit_all() const noexcept { return limit_all_; }
+  void set_limit(std::size_t bytes, bool all = false);
   static std::size_t default_limit() noexcept;
   static void set_default_limit(std::size_t bytes) noexcept;
-  bool limit_all = false;
   std::uint64_t bytes_in = 0;  // totals, for getstats: bytes delivered to readers, and sent
   std::uint64_t bytes_out = 0;
 
@@ -179,7 +181,8 @@ class Socket {
   Pacing& pacing();
   bool limited(Direction d) const noexcept { return pacing_ && pacing_->throttle[static_cast<int>(d)].limited(); }
 
-  // What renew() applies again to a fresh descriptor (made on first set_option/bind).
+  // What the user set up (made on first set_option/bind/set_limit): renew() applies the
+  // options and the bind again to a fresh descriptor.
   struct Setup {
     struct Option {
       int level, name;
@@ -187,27 +190,28 @@ class Socket {
     };
     std::vector<Option> options;
     std::optional<Address> bound;
+    std::size_t limit = 0;  // 0: default_limit()
   };
+  Setup& setup();
 
-  Loop* loop_;
   int fd_ = -1;
   int family_ = 0;  // AF_UNSPEC
+  unsigned interest_ = 0;
+  int depth_ = 0;  // dispatches in progress on the stack
   Owner* owner_ = nullptr;  // set: the descriptor is borrowed
   std::optional<IoWatch> watch_;
-  unsigned interest_ = 0;
   IoOp* head_[2] = {};
   IoOp* tail_[2] = {};
   std::unique_ptr<Pacing> pacing_;
   std::unique_ptr<Setup> setup_;
   std::unique_ptr<Transport> transport_;
   ReadBuffer input_;
-  std::size_t limit_ = 0;  // 0: default_limit()
   // A read came back short (or EAGAIN): the kernel buffer is empty, so the next read waits
   // for readiness without trying (a read that would fail costs a syscall per message).
   // Only a hint: with level-triggered epoll a stale one costs a loop iteration, not data.
   bool drained_ = false;
-  int depth_ = 0;       // dispatches in progress on the stack
-  bool doomed_ = false;  // destroy() was called during one
+  bool doomed_ = false;  // destroy() was called during a dispatch
+  bool limit_all_ = false;
 };
 
 }  // namespace corio

@@ -64,7 +64,7 @@ class Stream {
   // on any error nothing is consumed (the bytes stay for read_some).
   [[nodiscard]] ReadString read_line(std::optional<Duration> timeout = std::nullopt);
   // Everything until the peer closes -> Result<std::string> (Error::closed if nothing came
-  // before the end). Bounded by socket().limit() when socket().limit_all is set.
+  // before the end). Bounded by socket().limit() when socket().limit_all().
   [[nodiscard]] ReadString read_all(std::optional<Duration> timeout = std::nullopt);
   // All of data, as one operation -> std::error_code. data must stay valid until it completes.
   [[nodiscard]] WriteAll write_all(std::string_view data, std::optional<Duration> timeout = std::nullopt);
