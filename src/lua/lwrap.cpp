@@ -319,12 +319,16 @@ class AcceptOp final : public SocketOp<> {
     lua_pushvalue(T, -2);
     bool ok = lua_istable(T, client_mt) && lua_pcall(T, 0, 1, 0) == 0 && lua_isuserdata(T, -1);
     int client = lua_gettop(T);
-    for (const char* m : {"close", "setfd"}) {
-      if (!ok || (!unix_stream && std::strcmp(m, "close") == 0)) continue;
-      lua_getfield(T, client, m);
+    if (ok && unix_stream) {  // its own descriptor goes first
+      lua_getfield(T, client, "close");
+      lua_pushvalue(T, client);
+      ok = lua_pcall(T, 1, 0, 0) == 0;
+    }
+    if (ok) {
+      lua_getfield(T, client, "setfd");
       lua_pushvalue(T, client);
       lua_pushinteger(T, fd_);
-      ok = lua_pcall(T, *m == 's' ? 2 : 1, 0, 0) == 0;
+      ok = lua_pcall(T, 2, 0, 0) == 0;
     }
     if (!ok) {
       lua_settop(T, top);
