@@ -43,6 +43,7 @@ local APIS = {
     udp = socket.udp, udp4 = socket.udp4, udp6 = socket.udp6,
     unix = unix_ok and lunix or nil,
     connect = socket.connect,
+    bind = socket.bind,
   },
   {
     name = "native",
@@ -50,6 +51,7 @@ local APIS = {
     udp = corio.udp, udp4 = corio.udp4, udp6 = corio.udp6,
     unix = corio.unix,
     connect = corio.connect,
+    bind = corio.bind,
   },
   {
     name = "wrap",
@@ -59,6 +61,11 @@ local APIS = {
     -- LuaSocket's own socket.connect, its result wrapped (the wrapper takes the connected object)
     connect = function(...)
       local s, err = socket.connect(...)
+      if not s then return s, err end
+      return corio.wrap(s)
+    end,
+    bind = function(...)
+      local s, err = socket.bind(...)
       if not s then return s, err end
       return corio.wrap(s)
     end,
@@ -691,6 +698,20 @@ describe("LuaSocket parity (LuaSocket, corio, corio.wrap)", function()
         R("send to a closed peer", ok, err, mask({ "last" }, last))
         R("index of a failed send", type(last) == "number" and last >= 0 and last <= 65536)
         if p then p:close() end
+        -- more than the kernel buffers, the peer not reading: timeout with the last index sent
+        local c3, p3 = client(R, api)
+        c3:settimeout(0.1)
+        local data = ("z"):rep(16 * 1024 * 1024)
+        local t, ok3, err3, last3 = elapsed(c3.send, c3, data, 3)
+        R("send timing out", ok3, err3, mask({ "last" }, last3), t >= 0.09 and t < 2)
+        R("its index", last3 > 3 and last3 < #data)
+        p3:settimeout(0.5)
+        local got = 0
+        repeat
+          local d, e, part = p3:receive(65536)
+          got = got + #(d or part)
+        until got >= last3 - 2 or e
+        R("the peer gets what was sent", got == last3 - 2)
       end)
     end)
   end)
@@ -925,6 +946,30 @@ describe("LuaSocket parity (LuaSocket, corio, corio.wrap)", function()
       end)
     end)
 
+    it("with a zero timeout: 'timeout' at once, a tcp{client}, and the connection goes on", function()
+      parity(function(R, api)
+        local srv, port = peer_server()
+        local c = R:keep(api.tcp())
+        R("settimeout(0)", c:settimeout(0))
+        R("connect", c:connect("127.0.0.1", port))
+        R("class", c.class)
+        socket.sleep(0.02)
+        R("connect again: done", c:connect("127.0.0.1", port))
+        R("connect a third time", c:connect("127.0.0.1", port))
+        R("send", c:send("x"))
+        R("receive", c:receive())
+        local a = R:keep(srv:accept())
+        R("the peer got it", a:receive(1))
+        srv:close()
+        local r = R:keep(api.tcp())
+        r:settimeout(0)
+        local port2 = free_port()
+        R("refused, at first", r:connect("127.0.0.1", port2))
+        socket.sleep(0.02)
+        R("refused, then", r:connect("127.0.0.1", port2))
+      end)
+    end)
+
     it("connect(host, port, laddr, lport, family)", function()
       parity(function(R, api)
         local srv, port = peer_server()
@@ -980,6 +1025,40 @@ describe("LuaSocket parity (LuaSocket, corio, corio.wrap)", function()
         R:pcall("bind(nil)", function() return m:bind(nil, 0) end)
         R:pcall("bind(host)", function() return m:bind("127.0.0.1") end)
         R("bind twice", m:bind("127.0.0.1", 0), m:bind("127.0.0.1", 0))
+      end)
+    end)
+
+    it("the bind(host, port) function", function()
+      parity(function(R, api)
+        local s = R:keep(api.bind("127.0.0.1", 0))
+        R("class", s.class)
+        R("getsockname", named(s:getsockname()))
+        R("reuseaddr", s:getoption("reuseaddr"))
+        R("getfamily", s:getfamily())
+        R("gettimeout", s:gettimeout())
+        local _, port = s:getsockname()
+        R("in use", api.bind("127.0.0.1", port))
+        R("unknown name", api.bind("no-such-host.invalid", 0))
+        local s6 = R:keep(api.bind("::1", 0))
+        R("::1", s6 and s6.class, s6 and s6:getfamily())
+        local any = R:keep(api.bind("*", 0))
+        R("'*'", named(any:getsockname()))
+        -- corio.bind listens with the system's maximum backlog (decided; LuaSocket's socket.bind
+        -- 32): more than 33 pending connections complete (the wrap run has socket.bind's)
+        local native = api.name == "native" and V(nil, nil) or V(34, "timeout")
+        local peers = {}
+        for i = 1, 40 do
+          local p = socket.tcp()
+          p:settimeout(0.5)
+          local ok, err = p:connect("127.0.0.1", port)
+          peers[i] = p
+          if not ok then
+            R:decided("pending connections", V(34, "timeout"), native, i, err)
+            break
+          end
+          if i == 40 then R:decided("pending connections", V(34, "timeout"), native, nil, nil) end
+        end
+        for _, p in ipairs(peers) do p:close() end
       end)
     end)
 
