@@ -21,8 +21,7 @@ local corio = require "corio"
 
 local unpack = table.unpack or unpack
 local function pack(...) return { n = select("#", ...), ... } end
-local mtype = math.type or function(v) return type(v) end
-local is54 = math.type ~= nil
+local mtype = math.type or function(v) return type(v) end  -- LuaJIT: just "number"
 
 ---------------------------------------------------------------------------------------------
 -- The three ways of making sockets.
@@ -109,8 +108,8 @@ function describe_value(v, seen)
     if getmetatable(v) == Masked then return "<" .. v.desc .. ">" end
     return describe_table(v, seen or {})
   end
-  return tostring(v)  -- nil, boolean; a function is a function whatever its address
-    :gsub("^function: .*", "function"):gsub("^thread: .*", "thread")
+  if t == "function" or t == "thread" then return t end  -- whatever its address
+  return tostring(v)  -- nil, boolean
 end
 
 local function describe_pack(r)
@@ -175,13 +174,12 @@ local function mask(positions, ...)
   end
   return unpack(r, 1, r.n)
 end
--- A port or a descriptor: only its type, and whether it is plausible, count.
-local function port_ok(p) return masked("port " .. typeof(p) .. ((tonumber(p) or 0) > 0 and "" or " BAD")) end
 -- ip, port, family with the port masked (errors, nil and a message, as they are)
 local function named(...)
   if (...) == nil then return ... end
   return mask({ [2] = "port" }, ...)
 end
+-- A descriptor: its type, and whether it is one (>= 0)
 local function fd_ok(fd) return masked("fd " .. typeof(fd) .. (fd >= 0 and "" or " " .. tostring(fd))) end
 
 ---------------------------------------------------------------------------------------------
