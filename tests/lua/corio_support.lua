@@ -54,6 +54,19 @@ function M.go(fn, ...)
   end
 end
 
+-- A check of what corio should do but does not yet (a difference from LuaSocket or a bug,
+-- marked -- KNOWN: at the call): runs fn and returns true, or false and "KNOWN: reason (error)"
+-- for the spec to hand to busted's pending(), so the suite stays green and its output lists
+-- the difference; once fixed, fn passes and so does the test. busted's pending() ends the
+-- test where it is called: check what is known last, after the test's other checks and its
+-- cleanup. A spec defines once:
+--   local function known(reason, fn) local ok, why = S.known(reason, fn) if not ok then pending(why) end end
+function M.known(reason, fn, ...)
+  local ok, err = pcall(fn, ...)
+  if ok then return true end
+  return false, "KNOWN: " .. reason .. " (" .. (tostring(err):gsub("\n.*", "")) .. ")"
+end
+
 -- The local port of a socket, as a number (getsockname gives a string, as LuaSocket's).
 function M.port(sock)
   local _, port = sock:getsockname()

@@ -68,7 +68,16 @@ describe("corio.serve", function()
       local server = assert(corio.serve("127.0.0.1", 0, function(c) c:close() end))
       local ticks = 0
       corio.spawn(function()
-        server:shutdown()  -- accept now fails at once (EINVAL), again and again
+        -- shutdown is a client's method (LuaSocket's tcp{client}): a client object lends it,
+        -- given the server's descriptor for the call. accept now fails at once (EINVAL), again
+        -- and again, and the descriptor stays readable.
+        local lender = assert(corio.connect("127.0.0.1", (select(2, server:getsockname()))))
+        local own = lender:getfd()
+        lender:setfd(server:getfd())
+        assert(lender:shutdown() == 1)
+        lender:setfd(own)  -- the server's descriptor stays the server's; the lender closes its own
+        lender:close()
+        assert(server:getfd() >= 0)
         local c0 = os.clock()
         for _ = 1, 30 do
           corio.sleep(0.01)
