@@ -89,6 +89,18 @@ end
 
 -- The seed's known bug was that threads waiting on a socket closed meanwhile were never
 -- resumed: a wrapper's close wakes them, and so does LuaSocket's own close() of a wrapped
--- socket (corio.wrap sees to it).
+-- socket (corio.wrap sees to it). That close also forgets the socket's wrapper here: on
+-- LuaJIT (no ephemerons) the entry would otherwise keep both alive.
+local registry = debug.getregistry()
+for _, class in ipairs({ "tcp{master}", "tcp{client}", "tcp{server}", "udp{unconnected}", "udp{connected}" }) do
+  local methods = type(registry[class]) == "table" and registry[class].__index
+  local close = type(methods) == "table" and methods.close
+  if close then
+    methods.close = function(self, ...)
+      wrappers[self] = nil
+      return close(self, ...)
+    end
+  end
+end
 
 return asok

@@ -44,14 +44,18 @@ class RecvOp final : public SocketOp<> {
 
 int receive(lua_State* L, LSocket* s, bool with_from) {
   lua_Number size = luaL_optnumber(L, 2, kDatagramSize);
-  luaL_argcheck(L, size >= 0, 2, "invalid size");
+  if (!(size >= 0)) {  // LuaSocket's malloc of the size_t this makes fails
+    lua_pushnil(L);
+    lua_pushliteral(L, "out of memory");
+    return 2;
+  }
   std::size_t n = size >= static_cast<lua_Number>(kMaxDatagram) ? kMaxDatagram : static_cast<std::size_t>(size);
   auto* op = new RecvOp(*s->rt, n, with_from);
   return op->settle(L, s->sock->submit(*op, Direction::read, s->timeout()));
 }
 
 // receive([size]): any udp class; receivefrom([size]) -> datagram, ip, port: unconnected only.
-int l_receive(lua_State* L) { return receive(L, check_kind(L, 1, Kind::udp), false); }
+int l_receive(lua_State* L) { return receive(L, check_socket(L, 1), false); }
 int l_receivefrom(lua_State* L) { return receive(L, check_role(L, 1, Role::unconnected), true); }
 
 class SendToOp final : public SocketOp<> {
@@ -62,6 +66,12 @@ class SendToOp final : public SocketOp<> {
   Status step(Socket& so) override { return so.send_datagram(data_, len_, to_ ? &*to_ : nullptr, sent_, error); }
 
   int push(lua_State* L) override {
+    // LuaSocket's udp_strerror: "closed" means the transport did not take the datagram.
+    if (error == Error::closed) {
+      lua_pushnil(L);
+      lua_pushliteral(L, "refused");
+      return 2;
+    }
     if (error) return push_error(L, error);
     lua_pushnumber(L, static_cast<lua_Number>(sent_));
     return 1;
@@ -116,9 +126,11 @@ int l_sendto(lua_State* L) {
   LSocket* s = check_role(L, 1, Role::unconnected);
   size_t len;
   const char* data = luaL_checklstring(L, 2, &len);
-  auto to = numeric_address(L, luaL_checkstring(L, 3), luaL_checkstring(L, 4), s->family);
+  const char* ip = luaL_checkstring(L, 3);
+  const char* port = luaL_checkstring(L, 4);
+  auto to = numeric_address(L, ip, port, s->family);
   if (!to) return 2;
-  if (!s->has_fd()) {
+  if (!s->has_fd() && s->family == AF_UNSPEC) {  // a udp() socket's first use; not a closed one
     if (auto ec = s->sock->renew(to->family(), SOCK_DGRAM)) return push_error(L, ec);
     s->family = to->family();
   }
@@ -127,7 +139,7 @@ int l_sendto(lua_State* L) {
 
 // setpeername(address, port): any udp class; "*" goes back to unconnected.
 int l_setpeername(lua_State* L) {
-  LSocket* s = check_kind(L, 1, Kind::udp);
+  LSocket* s = check_socket(L, 1);
   const char* host = luaL_checkstring(L, 2);
   if (std::strcmp(host, "*") != 0) return address_call(L, s, 2, false);
   sockaddr sa{};
@@ -143,14 +155,10 @@ int l_setsockname(lua_State* L) { return address_call(L, check_role(L, 1, Role::
 
 }  // namespace
 
-void add_datagram_methods(lua_State* L) {
-  auto add = [L](const char* name, lua_CFunction f) { add_method(L, name, f); };
-  add("receive", l_receive);
-  add("receivefrom", l_receivefrom);
-  add("send", l_send);
-  add("sendto", l_sendto);
-  add("setpeername", l_setpeername);
-  add("setsockname", l_setsockname);
-}
+const luaL_Reg kDatagramMethods[] = {
+    {"receive", l_receive},         {"receivefrom", l_receivefrom}, {"send", l_send},
+    {"sendto", l_sendto},           {"setpeername", l_setpeername}, {"setsockname", l_setsockname},
+    {nullptr, nullptr},
+};
 
 }  // namespace corio::lua

@@ -235,13 +235,12 @@ void new_class(lua_State* L, Kind k, Role r) {
 #endif
   lua_pushcfunction(L, l_tostring);
   lua_setfield(L, -2, "__tostring");
-  lua_newtable(L);  // methods; the runtime (every method's upvalue) is at -3
-  lua_pushvalue(L, -3);
-  luaL_setfuncs(L, kCommon, 1);
-  if (k == Kind::udp)
-    add_datagram_methods(L);
-  else
-    add_stream_methods(L);
+  lua_newtable(L);  // methods; the runtime is at -3
+  for (const luaL_Reg* set : {kCommon, k == Kind::udp ? kDatagramMethods : kStreamMethods}) {
+    lua_pushvalue(L, -3);
+    lua_pushinteger(L, static_cast<lua_Integer>(k));
+    luaL_setfuncs(L, set, 2);
+  }
   lua_pushstring(L, class_name(k, r));
   lua_setfield(L, -2, "class");
   lua_setfield(L, -2, "__index");
@@ -279,25 +278,28 @@ const luaL_Reg kConstructors[] = {
 
 // ---- bind and connect (setsockname, setpeername) ----
 
+// A connect's class: tcp{client}, unixstream{client}, udp{connected}.
+void become_connected(lua_State* L, int idx, LSocket* s) {
+  set_role(L, idx, s, s->kind == Kind::udp ? Role::connected : Role::client);
+}
+
 class AddressOp final : public SocketOp<ConnectOp> {
  public:
   AddressOp(Runtime& rt, LSocket* s, bool bind) : SocketOp(rt), s_(s), bind_(bind) {}
 
   int push(lua_State* L) override {
-    if (!error) s_->family = socket_family();
-    // A tcp connect makes a client even when it fails, as LuaSocket's does (a
-    // non-blocking connect goes on: "timeout" now, "already connected" later).
-    bool client = !bind_ && s_->kind == Kind::tcp;
-    if (!bind_ && (client || !error)) {
+    if (!error) s_->family = s_->sock->family();
+    // As LuaSocket's, a failed unixstream connect or bind lets go of the descriptor.
+    if (error && s_->kind == Kind::unix_stream) s_->sock->close();
+    if (!bind_ && (!error || s_->kind == Kind::tcp)) {
       push_anchor(L);
-      set_role(L, lua_gettop(L), s_, s_->kind == Kind::udp ? Role::connected : Role::client);
+      become_connected(L, lua_gettop(L), s_);
       lua_pop(L, 1);
     }
     return push_status(L, error);
   }
 
  private:
-  int socket_family() const { return s_->sock->family(); }
   LSocket* s_;
   bool bind_;
 };
@@ -321,17 +323,18 @@ std::optional<Duration> LSocket::timeout() const noexcept {
 
 const char* class_name(Kind k, Role r) { return registry_name(k, r) + 6; }
 
-LSocket* check_socket(lua_State* L, int idx) {
-  LSocket* s = to_magic_userdata<LSocket>(L, idx);  // LWrapped starts with an LSocket too
-  if (s && s->sock) return s;
-  luaL_argerror(L, idx, "corio socket expected");
-  return nullptr;
+// The kind of the running method (upvalue 2), or -1 for a function without one.
+int method_kind(lua_State* L) {
+  return lua_type(L, lua_upvalueindex(2)) == LUA_TNUMBER ? static_cast<int>(lua_tointeger(L, lua_upvalueindex(2))) : -1;
 }
 
-LSocket* check_kind(lua_State* L, int idx, Kind kind) {
-  LSocket* s = check_socket(L, idx);
-  if (s->kind != kind) luaL_argerror(L, idx, lua_pushfstring(L, "%s expected", group_name(kind)));
-  return s;
+LSocket* check_socket(lua_State* L, int idx) {
+  LSocket* s = to_magic_userdata<LSocket>(L, idx);  // LWrapped starts with an LSocket too
+  int kind = method_kind(L);
+  if (s && s->sock && (kind < 0 || static_cast<int>(s->kind) == kind)) return s;
+  luaL_argerror(L, idx, kind < 0 ? "corio socket expected"
+                                 : lua_pushfstring(L, "%s expected", group_name(static_cast<Kind>(kind))));
+  return nullptr;
 }
 
 LSocket* check_role(lua_State* L, int idx, Role role) {
@@ -386,13 +389,10 @@ int push_status(lua_State* L, std::error_code ec) {
 }
 
 // A port number, or a service name from /etc/services ("http"), as getaddrinfo takes it.
+// Digits are taken modulo 65536 and "" is 0, as glibc's getaddrinfo takes them.
 std::optional<std::uint16_t> service_port(const char* port, int type) {
-  char* end;
-  long p = std::strtol(port, &end, 10);
-  if (*port != '\0' && *end == '\0') {
-    if (p < 0 || p > 65535) return std::nullopt;
-    return static_cast<std::uint16_t>(p);
-  }
+  if (std::strspn(port, "0123456789") == std::strlen(port))
+    return static_cast<std::uint16_t>(std::strtoul(port, nullptr, 10));
   servent se, *found = nullptr;
   char buf[1024];
   if (getservbyname_r(port, type == SOCK_DGRAM ? "udp" : "tcp", &se, buf, sizeof buf, &found) != 0 || !found)
@@ -408,12 +408,19 @@ int address_call(lua_State* L, LSocket* s, int host_idx, bool bind) {
   size_t len;
   const char* host = luaL_checklstring(L, host_idx, &len);
   if (s->kind == Kind::unix_stream) {
-    auto a = Address::from_path(std::string_view(host, len));
-    if (!a) return push_error(L, std::make_error_code(std::errc::filename_too_long));
+    auto a = Address::from_path(std::string_view(host, std::strlen(host)));
+    if (!a) {
+      lua_pushnil(L);
+      lua_pushliteral(L, "path too long");
+      return 2;
+    }
     t.address = *a;
   } else {
     auto port = service_port(luaL_checkstring(L, host_idx + 1), t.type);
-    if (!port) return push_error(L, ResolveError::service);  // as getaddrinfo says
+    if (!port) {
+      if (!bind && s->kind == Kind::tcp) become_connected(L, 1, s);  // as any failed tcp connect
+      return push_error(L, ResolveError::service);  // as getaddrinfo says
+    }
     t.host.assign(host, len);
     t.port = *port;
     t.family = s->family;

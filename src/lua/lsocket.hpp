@@ -76,11 +76,11 @@ class SocketOp : public Engine, public Operation {
   int anchor_ = Anchors::kNone;
 };
 
-// The socket at idx of class group `kind` (LuaSocket's "tcp{any}"); raises LuaSocket's
-// "bad argument #1 to 'receive' (tcp{client} expected)" when a role is asked and differs.
+// The socket at idx, of the calling method's kind (its upvalue 2; any kind for a function
+// without it), or LuaSocket's "bad argument #1 to 'close' (tcp{any} expected)"; check_role
+// also wants a class ("... (tcp{client} expected)").
 LSocket* check_socket(lua_State* L, int idx);
 LSocket* check_role(lua_State* L, int idx, Role role);
-LSocket* check_kind(lua_State* L, int idx, Kind kind);
 // Creates a socket userdata of kind/role around fd (-1: none yet) and pushes it.
 LSocket* push_socket(lua_State* L, Runtime& rt, Kind kind, Role role, int family, int fd);
 void set_role(lua_State* L, int idx, LSocket* s, Role role);  // switches the class
@@ -96,16 +96,11 @@ int push_status(lua_State* L, std::error_code ec);
 // A byte count argument that may be math.huge (no bound: SIZE_MAX).
 std::size_t check_bytes(lua_State* L, int idx);
 
-// Method tables per class and their registration.
+// Method tables per kind (beside the methods every kind has) and their registration. Each
+// method has two upvalues: the runtime, and its kind (for LuaSocket's "tcp{any} expected").
 void register_sockets(lua_State* L);  // metatables + corio.tcp/udp/... into the module
-// Into the methods table at the top of the stack; the runtime (the upvalue) is at -3.
-void add_stream_methods(lua_State* L);
-void add_datagram_methods(lua_State* L);
-inline void add_method(lua_State* L, const char* name, lua_CFunction f) {
-  lua_pushvalue(L, -3);
-  lua_pushcclosure(L, f, 1);
-  lua_setfield(L, -2, name);
-}
+extern const luaL_Reg kStreamMethods[];
+extern const luaL_Reg kDatagramMethods[];
 int l_setoption(lua_State* L);
 int l_getoption(lua_State* L);
 

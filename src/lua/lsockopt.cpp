@@ -5,6 +5,7 @@
 
 #include <arpa/inet.h>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -110,7 +111,9 @@ const Option& check_option(lua_State* L, const Option* table) {
   const char* name = luaL_checkstring(L, 2);
   for (const Option* o = table; o->name; ++o)
     if (std::strcmp(o->name, name) == 0) return *o;
-  luaL_argerror(L, 2, lua_pushfstring(L, "unsupported option `%s'", name));
+  char msg[57];
+  std::snprintf(msg, sizeof msg, "unsupported option `%.35s'", name);  // LuaSocket's cut
+  luaL_argerror(L, 2, msg);
   return *table;
 }
 

@@ -300,19 +300,11 @@ int l_setlimit(lua_State* L) {
 
 }  // namespace
 
-void add_stream_methods(lua_State* L) {
-  auto add = [L](const char* name, lua_CFunction f) { add_method(L, name, f); };
-  add("accept", l_accept);
-  add("bind", l_bind);
-  add("connect", l_connect);
-  add("listen", l_listen);
-  add("receive", l_receive);
-  add("receivesome", l_receivesome);
-  add("send", l_send);
-  add("setpeername", l_connect);
-  add("setsockname", l_bind);
-  add("shutdown", l_shutdown);
-  add("setlimit", l_setlimit);
-}
+const luaL_Reg kStreamMethods[] = {
+    {"accept", l_accept},     {"bind", l_bind},         {"connect", l_connect},
+    {"listen", l_listen},     {"receive", l_receive},   {"receivesome", l_receivesome},
+    {"send", l_send},         {"setpeername", l_connect}, {"setsockname", l_bind},
+    {"shutdown", l_shutdown}, {"setlimit", l_setlimit}, {nullptr, nullptr},
+};
 
 }  // namespace corio::lua

@@ -146,20 +146,19 @@ void borrow(LSocket* s, int fd) {
 }
 
 // Brings wrapper and object into agreement before any use: a descriptor the object got on
-// its own (LuaSocket calls on .socket) is taken up, with its class; one it let go of is
-// let go of (the wrapper then answers nil, "closed" as LuaSocket would).
+// its own (LuaSocket calls on .socket) is taken up, one it let go of is let go of (the
+// wrapper then answers nil, "closed" as LuaSocket would), and a class the object took by
+// itself (its own connect, setpeername, listen) becomes the wrapper's.
 void sync(LSocket* s) {
   Wrapped* w = s->wrapped;
   int fd = object_fd(w);
   if (fd != s->sock->fd()) {
     if (s->has_fd()) s->sock->close();
-    if (fd >= 0) {
-      borrow(s, fd);
-      Kind k;
-      Role r;
-      if (object_class(w->T, k, r) && k == s->kind) s->role = w->synced_role = r;
-    }
+    if (fd >= 0) borrow(s, fd);
   }
+  Kind k;
+  Role r;
+  if (object_class(w->T, k, r) && k == s->kind && r != w->synced_role) s->role = w->synced_role = r;
   if (w->synced_role != s->role) wrapped_role(s);
 }
 
@@ -374,7 +373,8 @@ int l_index(lua_State* L) {
   const char* key = lua_type(L, 2) == LUA_TSTRING ? lua_tostring(L, 2) : nullptr;
   if (key) {
     lua_getfield(L, lua_upvalueindex(1), key);
-    if (!lua_isnil(L, -1)) return 1;
+    bool own = !lua_isnil(L, -1) && !(s->kind == Kind::udp && std::strcmp(key, "accept") == 0);
+    if (own) return 1;
     lua_pop(L, 1);
     push_class_method(L, s, key);
     if (!lua_isnil(L, -1)) return 1;

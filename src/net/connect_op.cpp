@@ -90,8 +90,9 @@ IoOp::Status ConnectOp::step(Socket& so) {
   while (next_ < addrs_.size()) {
     const Address& a = addrs_[next_++];
     if (target_.family != AF_UNSPEC && a.family() != target_.family) continue;
-    // Only the first attempt may use the descriptor the socket has.
-    bool reuse = next_ == 1 && so.fd() >= 0 && so.family() == a.family();
+    // Only the first attempt may use the descriptor the socket has, and only a socket of a
+    // set family does (LuaSocket's rule: tcp() makes a descriptor per attempt until one connects).
+    bool reuse = next_ == 1 && so.fd() >= 0 && target_.family != AF_UNSPEC && so.family() == a.family();
     if (!reuse) {
       if ((error = so.renew(a.family(), target_.type))) continue;
     }

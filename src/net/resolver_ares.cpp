@@ -26,6 +26,7 @@ class Category final : public std::error_category {
       case ResolveError::timeout: return "timeout";
       case ResolveError::cancelled: return "cancelled";
       case ResolveError::service: return "service not supported for socket type";
+      case ResolveError::address_family: return "Address family for hostname not supported";
     }
     return "unknown resolver error";
   }
@@ -244,7 +245,7 @@ Resolver::Id Resolver::resolve(const std::string& host, std::uint16_t port, int 
     im.finish(id, l, make_error_code(ResolveError::not_found), {});
   } else if (numeric(host, port, family, addrs)) {
     bool found = !addrs.empty();
-    im.finish(id, l, found ? std::error_code{} : make_error_code(ResolveError::not_found), std::move(addrs));
+    im.finish(id, l, found ? std::error_code{} : make_error_code(ResolveError::address_family), std::move(addrs));
   } else {
     l.timer.start(timeout, [&im, id] { im.deliver(id, make_error_code(ResolveError::timeout)); });
     ares_addrinfo_hints hints{};

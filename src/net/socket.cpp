@@ -121,6 +121,8 @@ std::error_code Socket::bind(const Address& a) {
 
 bool Socket::submit(IoOp& op, Direction d, std::optional<Duration> timeout) {
   const bool first = !head_[idx(d)];
+  // A call that must not wait tries for real: the drained hint may predate the bytes.
+  if (timeout && *timeout <= Duration::zero()) drained_ = false;
   IoOp::Status st = IoOp::Status::wait;
   if (first && (st = op.step(*this)) == IoOp::Status::done) return true;
   if (!head_[0] && !head_[1]) loop().hold();  // released when the last op leaves (unlink)

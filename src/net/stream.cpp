@@ -37,6 +37,7 @@ Stream::Connect Stream::connect(std::string host, std::uint16_t port, std::optio
   ConnectOp::Target t;
   t.host = std::move(host);
   t.port = port;
+  if (socket_ && socket_->fd() >= 0) t.family = socket_->family();  // a descriptor given is kept
   return Connect(socket_, std::move(t), timeout, resolver);
 }
 

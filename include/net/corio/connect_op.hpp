@@ -1,8 +1,9 @@
 // ConnectOp: connects a Socket (or binds it) to host:port the way LuaSocket does. A name is
 // resolved first, asynchronously: meanwhile the op waits queued on the socket, so close()
 // and the timeout end the lookup too. Then each address is tried in turn until one works:
-// the first attempt on the socket's own descriptor if it has one of that family (its
-// options and bind kept), every other on a fresh descriptor (Socket::renew), since a socket
+// the first attempt on the socket's own descriptor if the target's family is set and the
+// descriptor is of it (its options and bind kept), every other on a fresh descriptor
+// (Socket::renew, which applies the options and the bind again), since a socket
 // whose connect failed cannot be reused. A refused, failed or timed out attempt moves on to
 // the next address; the op fails with the last attempt's error. With a zero timeout it stops
 // after the first attempt, which goes on in the background (LuaSocket's non-blocking

@@ -21,6 +21,7 @@ enum class ResolveError {
   timeout,        // "timeout"
   cancelled,      // "cancelled"
   service,        // "service not supported for socket type" (a port that is no port)
+  address_family, // "Address family for hostname not supported" (a numeric address of another family)
 };
 const std::error_category& resolve_category() noexcept;
 inline std::error_code make_error_code(ResolveError e) noexcept { return {static_cast<int>(e), resolve_category()}; }
