@@ -8,6 +8,8 @@
 // queued (or the blocking mode says stop) and takes the queue as its batch.
 #include "levent.hpp"
 
+#include "lprotect.hpp"
+
 #include <corio/io_watch.hpp>
 #include <corio/loop.hpp>
 #include <corio/signal_watch.hpp>
@@ -502,7 +504,7 @@ int l_call(lua_State* L) {
   lua_pushvalue(L, 2);
   lua_pushinteger(L, static_cast<lua_Integer>(++set->generation));
   lua_pushinteger(L, kNone);
-  lua_pushcclosure(L, l_iterate, 4);
+  lua_pushcclosure(L, protect<l_iterate>, 4);
   lua_pushvalue(L, 1);
   lua_pushnil(L);
   return 3;
@@ -530,12 +532,13 @@ int l_gc(lua_State* L) {
 }
 
 const luaL_Reg kMethods[] = {
-    {"add", l_add}, {"set", l_set},   {"trigger", l_trigger}, {"once", l_once},
-    {"del", l_del}, {"stop", l_stop}, {"clear", l_clear},     {nullptr, nullptr},
+    {"add", protect<l_add>}, {"set", protect<l_set>},   {"trigger", protect<l_trigger>}, {"once", protect<l_once>},
+    {"del", protect<l_del>}, {"stop", protect<l_stop>}, {"clear", protect<l_clear>},     {nullptr, nullptr},
 };
 
 const luaL_Reg kMeta[] = {
-    {"__call", l_call}, {"__len", l_len}, {"__tostring", l_tostring}, {"__gc", l_gc}, {nullptr, nullptr},
+    {"__call", protect<l_call>}, {"__len", protect<l_len>}, {"__tostring", protect<l_tostring>},
+    {"__gc", protect<l_gc>},     {nullptr, nullptr},
 };
 
 }  // namespace

@@ -1,6 +1,8 @@
 // The Lua-thread scheduler: spawn, current, sleep, suspend/resume, run, step, stop, onerror.
 #include "lthread.hpp"
 
+#include "lprotect.hpp"
+
 #include <corio/timer.hpp>
 
 #include <cstdio>
@@ -323,9 +325,10 @@ int l_onerror(lua_State* L) {
 }
 
 const luaL_Reg kFunctions[] = {
-    {"spawn", l_spawn}, {"current", l_current}, {"sleep", l_sleep}, {"suspend", l_suspend},
-    {"resume", l_resume}, {"run", l_run},       {"step", l_step},   {"stop", l_stop},
-    {"onerror", l_onerror}, {nullptr, nullptr},
+    {"spawn", protect<l_spawn>},     {"current", protect<l_current>}, {"sleep", protect<l_sleep>},
+    {"suspend", protect<l_suspend>}, {"resume", protect<l_resume>},   {"run", protect<l_run>},
+    {"step", protect<l_step>},       {"stop", protect<l_stop>},       {"onerror", protect<l_onerror>},
+    {nullptr, nullptr},
 };
 
 }  // namespace
@@ -337,7 +340,7 @@ void push_runtime(lua_State* L) {
   auto* p = static_cast<Runtime**>(new_userdata(L, sizeof(Runtime*)));
   *p = nullptr;
   lua_newtable(L);
-  lua_pushcfunction(L, l_runtime_gc);
+  lua_pushcfunction(L, protect<l_runtime_gc>);
   lua_setfield(L, -2, "__gc");
   lua_setmetatable(L, -2);
   // The runtime's own thread, for callbacks from the loop; anchored by the userdata.
@@ -345,7 +348,7 @@ void push_runtime(lua_State* L) {
   lua_State* M = lua_newthread(L);
   lua_rawseti(L, -2, 1);
   set_uservalue(L, -2);
-  *p = new Runtime(M);
+  *p = new Runtime(M);  // may throw (the loop cannot be made): the caller is protected
   (*p)->load_runner(L);
   lua_pushvalue(L, -1);
   lua_setfield(L, LUA_REGISTRYINDEX, kRuntimeKey);

@@ -1,5 +1,6 @@
 // corio.after / corio.every: native timers whose callback runs in a thread of its own.
 // A handle stays anchored while armed, so dropping it does not cancel the timer.
+#include "lprotect.hpp"
 #include "lthread.hpp"
 #include "ltimer.hpp"
 
@@ -72,7 +73,12 @@ int start(lua_State* L, bool repeating) {
   lua_pushvalue(L, -1);
   t->anchor = rt.anchors.hold(L);
   Duration d = from_seconds(s);
-  t->timer.start(d, [t] { fire(t); }, repeating ? d : Duration::zero());
+  try {
+    t->timer.start(d, [t] { fire(t); }, repeating ? d : Duration::zero());
+  } catch (const std::exception&) {
+    unanchor(t);
+    throw;
+  }
   return 1;
 }
 
@@ -99,14 +105,14 @@ int l_gc(lua_State* L) {
   return 0;
 }
 
-const luaL_Reg kMethods[] = {{"cancel", l_cancel}, {"active", l_active}, {nullptr, nullptr}};
-const luaL_Reg kFunctions[] = {{"after", l_after}, {"every", l_every}, {nullptr, nullptr}};
+const luaL_Reg kMethods[] = {{"cancel", protect<l_cancel>}, {"active", protect<l_active>}, {nullptr, nullptr}};
+const luaL_Reg kFunctions[] = {{"after", protect<l_after>}, {"every", protect<l_every>}, {nullptr, nullptr}};
 
 }  // namespace
 
 void register_timers(lua_State* L) {
   if (luaL_newmetatable(L, kTimerType)) {
-    lua_pushcfunction(L, l_gc);
+    lua_pushcfunction(L, protect<l_gc>);
     lua_setfield(L, -2, "__gc");
     lua_newtable(L);
     luaL_setfuncs(L, kMethods, 0);
