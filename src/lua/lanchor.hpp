@@ -2,6 +2,11 @@
 // send points into, an armed timer's handle). One table of slots at the bottom of the
 // runtime thread's stack, slots recycled by a C++ free list: luaL_ref keeps its free list
 // in the table itself, which made anchoring a waiting thread ~530 instructions per wait.
+//
+// Stack room on the runtime thread M: at rest M holds only the table, inside the
+// LUA_MINSTACK slots every thread has; hold() and push() use one more slot for a moment.
+// Code that leaves values on M while Lua runs (a timer firing) first makes room for them
+// plus kSpare, so hold() and push() never need a lua_checkstack of their own.
 #pragma once
 #include "lcompat.hpp"
 
@@ -12,6 +17,7 @@ namespace corio::lua {
 class Anchors {
  public:
   static constexpr int kNone = 0;
+  static constexpr int kSpare = 4;  // slots M keeps free for hold() and push()
 
   // M: a thread no one else settles the stack of; the table goes to its index 1.
   explicit Anchors(lua_State* M) : M_(M) { lua_newtable(M_); }

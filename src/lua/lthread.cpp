@@ -137,6 +137,7 @@ void Runtime::report(lua_State* co) {
 
 void Runtime::spawn(lua_State* L, int nargs) {
   lua_State* co = lua_newthread(L);
+  if (!lua_checkstack(co, nargs + 1)) luaL_error(L, "too many arguments to spawn");
   lua_insert(L, -(nargs + 2));
   lua_xmove(L, co, nargs + 1);
   resume(co, nargs);  // L's stack anchors co meanwhile
@@ -181,6 +182,12 @@ void Runtime::load_runner(lua_State* L) {
 void Runtime::start_runner(lua_State* co, int nargs) {
   lua_State* M = main;
   lua_insert(M, -(nargs + 2));
+  // (a new or idle runner has LUA_MINSTACK free slots: only many arguments need the check)
+  if (nargs + 1 > LUA_MINSTACK - 1 && !lua_checkstack(co, nargs + 1)) {  // a stack at its limit already
+    lua_pop(M, nargs + 2);
+    std::fputs("corio: a timer callback has too many arguments for a new thread; not called\n", stderr);
+    return;
+  }
   lua_xmove(M, co, nargs + 1);
   resume(co, nargs + 1);
   lua_pop(M, 1);
@@ -264,6 +271,11 @@ int l_resume(lua_State* L) {
     return 2;
   }
   lua_pop(L, 1);
+  if (!lua_checkstack(co, lua_gettop(L) - 2)) {  // Lua 5.4's lua_xmove does not grow co's stack
+    lua_pushnil(L);
+    lua_pushliteral(L, "too many arguments to resume");
+    return 2;
+  }
   lua_pushvalue(L, 1);
   lua_pushnil(L);
   lua_rawset(L, -3);

@@ -7,12 +7,14 @@
 #include <corio/timer.hpp>
 
 #include <cstdint>
+#include <cstdio>
 #include <new>
 
 namespace corio::lua {
 namespace {
 
 constexpr const char* kTimerType = "corio.timer";
+constexpr int kMaxArgs = 7000;  // below LuaJIT's lua_checkstack limit (8,000 slots)
 
 // The callback and its arguments are the handle's user values 1..nargs+1.
 struct LuaTimer {
@@ -43,7 +45,12 @@ void unanchor(LuaTimer* t) {
 void fire(LuaTimer* t) {
   Runtime& rt = *t->rt;
   lua_State* M = rt.main;
-  lua_checkstack(M, t->nargs + 4);
+  // the handle, fn and args, a runner thread; room for the anchors above them
+  if (!lua_checkstack(M, t->nargs + 3 + Anchors::kSpare)) {
+    std::fputs("corio: no stack left to call a timer's callback; not called\n", stderr);
+    if (!t->repeating) unanchor(t);
+    return;
+  }
   rt.anchors.push(M, t->anchor);  // keeps the handle alive during the call
   int handle = lua_gettop(M);
   push_uservalues(M, handle, t->nargs + 1);
@@ -58,6 +65,9 @@ int start(lua_State* L, bool repeating) {
   luaL_checktype(L, 2, LUA_TFUNCTION);
   if (repeating) luaL_argcheck(L, s > 0, 1, "interval must be positive");
   int nargs = lua_gettop(L) - 2;
+  // fn and the arguments are the handle's user values (at most 65,535 on Lua 5.4), and
+  // each call moves them onto a thread's stack
+  if (nargs >= kMaxArgs) return luaL_error(L, "too many arguments to a timer callback (at most %d)", kMaxArgs - 1);
   Runtime& rt = runtime(L);
   auto* t = static_cast<LuaTimer*>(new_userdata_values(L, sizeof(LuaTimer), nargs + 1));
   new (t) LuaTimer(rt);
