@@ -31,6 +31,7 @@ int open_core(lua_State* L) {
   corio::lua::register_timers(L);
   corio::lua::register_sockets(L);
   corio::lua::register_wrap(L);
+  corio::lua::register_coroutines(L);
   lua_pushliteral(L, "0.1.0");
   lua_setfield(L, -2, "version");
   return 1;  // the runtime below the module stays anchored in the registry

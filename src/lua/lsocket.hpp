@@ -52,7 +52,7 @@ class SocketOp : public Operation, public IoOp {
   virtual int push(lua_State* L) = 0;
   // Called when the op had to be queued, before the caller waits (L: the caller's stack).
   virtual void queued(lua_State* L) { (void)L; }
-  void finish() override { complete(push(waiting_state())); }
+  void finish() override { complete(); }
 
   // Runs the op on s in direction d: returns its results at once, or waits for them.
   static int start(lua_State* L, SocketOp* op, LSocket* s, Direction d);

@@ -45,8 +45,9 @@ void unanchor(LuaTimer* t) {
 void fire(LuaTimer* t) {
   Runtime& rt = *t->rt;
   lua_State* M = rt.main;
-  // the handle, fn and args, a runner thread; room for the anchors above them
-  if (!lua_checkstack(M, t->nargs + 3 + Anchors::kSpare)) {
+  // the handle, fn and args, a runner thread; room for the anchors above them (LuaJIT
+  // grows the stack by itself)
+  if (LUA_VERSION_NUM >= 504 && !lua_checkstack(M, t->nargs + 3 + Anchors::kSpare)) {
     std::fputs("corio: no stack left to call a timer's callback; not called\n", stderr);
     if (!t->repeating) unanchor(t);
     return;
