@@ -1,6 +1,7 @@
 // The corio.core module: the native binding every Lua face of corio is built on.
 #include "lcompat.hpp"
 #include "levent.hpp"
+#include "lprotect.hpp"
 #include "lsocket.hpp"
 #include "lthread.hpp"
 #include "ltimer.hpp"
@@ -15,14 +16,13 @@ int l_now(lua_State* L) {
 }
 
 const luaL_Reg kFunctions[] = {
-    {"newset", corio::lua::newset},
-    {"now", l_now},
+    {"newset", corio::lua::protect<corio::lua::newset>},
+    {"now", corio::lua::protect<l_now>},
     {nullptr, nullptr},
 };
 
-}  // namespace
-
-extern "C" __attribute__((visibility("default"))) int luaopen_corio_core(lua_State* L) {
+// Creating the loop can throw (no descriptor left for epoll or eventfd): protected.
+int open_core(lua_State* L) {
   corio::lua::register_event_set(L);
   corio::lua::push_runtime(L);
   lua_newtable(L);
@@ -31,7 +31,14 @@ extern "C" __attribute__((visibility("default"))) int luaopen_corio_core(lua_Sta
   corio::lua::register_timers(L);
   corio::lua::register_sockets(L);
   corio::lua::register_wrap(L);
+  corio::lua::register_coroutines(L);
   lua_pushliteral(L, "0.1.0");
   lua_setfield(L, -2, "version");
   return 1;  // the runtime below the module stays anchored in the registry
+}
+
+}  // namespace
+
+extern "C" __attribute__((visibility("default"))) int luaopen_corio_core(lua_State* L) {
+  return corio::lua::protect<open_core>(L);
 }

@@ -4,9 +4,14 @@
 // Every event owns its loop registrations (Timer, IoWatch, SignalWatch). When one fires,
 // the event is queued once (a second firing before it is returned is absorbed) and its
 // watch and timeout are stopped; a persistent event is re-armed when the iterator
-// returns it. The iterator collects in cycles: a cycle runs the loop until something is
-// queued (or the blocking mode says stop) and takes the queue as its batch.
+// returns it. The iterator collects in cycles: a cycle lets the loop run until something
+// is queued (or the blocking mode says stop) and takes the queue as its batch. In the main
+// thread (where nothing can yield) the iterator runs the loop itself; in a corio thread the
+// cycle is an Operation the thread waits on, so other threads' iterators and waits go on.
 #include "levent.hpp"
+
+#include "lprotect.hpp"
+#include "lthread.hpp"
 
 #include <corio/io_watch.hpp>
 #include <corio/loop.hpp>
@@ -30,6 +35,7 @@ constexpr const char* kSetType = "corio.event.set";
 enum Slot { kContexts = 1, kSources = 2 };  // tables in the set's uservalue
 
 struct EventSet;
+class CollectOp;
 
 struct Event {
   // An event set's registrations do not hold the loop: only its own iterator waits for
@@ -66,7 +72,8 @@ struct Event {
 };
 
 struct EventSet {
-  explicit EventSet(Loop& l) : loop(l) {}
+  explicit EventSet(Runtime& r) : rt(r), loop(r.loop) {}
+  ~EventSet();
 
   void fire(Event* e, const char* why) {
     if (e->queued) return;  // returned once, however often it fired meanwhile
@@ -75,7 +82,12 @@ struct EventSet {
     ready.push_back(e->id);
     if (e->watch) e->watch->stop();  // level-triggered: it would fire again every turn
     if (e->kind != 't') e->timer.stop();
+    changed();
   }
+
+  // Something a waiting corio thread's cycle may end on happened (an event queued, the set
+  // stopped, cleared, emptied, its timers gone): it looks on the next loop turn.
+  void changed();
 
   void start_timeout(Event* e) {
     if (e->kind == 't' || !e->timeout) return;
@@ -124,8 +136,10 @@ struct EventSet {
     if (e->timed()) --timed;
     if (e->source_key) by_source.erase(e->source_key);
     events.erase(it);
+    changed();
   }
 
+  Runtime& rt;
   Loop& loop;
   std::unordered_map<std::int64_t, std::unique_ptr<Event>> events;
   std::unordered_map<std::int64_t, std::int64_t> by_source;
@@ -136,6 +150,7 @@ struct EventSet {
   std::uint64_t generation = 0;    // of the newest iterator
   std::uint64_t stopped = 0;       // iterators of this generation or older are over
   bool collecting = false;
+  CollectOp* collector = nullptr;  // a corio thread's cycle in progress
 };
 
 EventSet* check_set(lua_State* L, int idx) {
@@ -357,6 +372,7 @@ int l_set(lua_State* L) {
     set->timed += static_cast<long>(e->timed()) - static_cast<long>(was);
     e->timer.stop();
     if (!e->queued) set->start_timeout(e);
+    set->changed();
   }
   lua_pushinteger(L, static_cast<lua_Integer>(id));
   return 1;
@@ -393,6 +409,7 @@ int l_del(lua_State* L) {
 int l_stop(lua_State* L) {
   EventSet* set = check_set(L, 1);
   set->stopped = set->generation;
+  set->changed();
   return 0;
 }
 
@@ -414,6 +431,7 @@ int l_clear(lua_State* L) {
   set->batch.clear();
   set->timed = 0;
   set->stopped = set->generation;
+  set->changed();
   new_tables(L, 1);
   return 0;
 }
@@ -443,66 +461,200 @@ int deliver(lua_State* L, int set_idx, EventSet* set) {
 }
 
 enum class Mode { kBlock, kNever, kSeconds, kIfTimers };
-enum Cycles { kNone = 0, kBlocked = 1, kLookedOnce = 2 };  // iterator upvalue 4
+enum Cycles { kNone = 0, kBlocked = 1, kLookedOnce = 2 };
 
-// The iterator: upvalues (set, block argument, generation, cycles started).
-int l_iterate(lua_State* L) {
-  lua_pushvalue(L, lua_upvalueindex(1));
-  const int set_idx = lua_gettop(L);
-  EventSet* set = check_set(L, set_idx);
-  if (set->collecting) return luaL_error(L, "event set iterator called while the set is collecting events");
-  const auto gen = static_cast<std::uint64_t>(lua_tointeger(L, lua_upvalueindex(3)));
-  Mode mode = Mode::kIfTimers;
-  double seconds = 0;
-  switch (lua_type(L, lua_upvalueindex(2))) {
-    case LUA_TBOOLEAN: mode = lua_toboolean(L, lua_upvalueindex(2)) ? Mode::kBlock : Mode::kNever; break;
-    case LUA_TNUMBER: mode = Mode::kSeconds; seconds = lua_tonumber(L, lua_upvalueindex(2)); break;
-    default: break;
+// An iteration (ev(block) makes one; its iterator function holds it).
+struct Iteration {
+  std::uint64_t gen;  // of the set's iterators; stop() ends this one and older ones
+  Mode mode;
+  double seconds;
+  Cycles cycles;  // cycles started: a non-blocking iteration collects once
+
+  // Blocking iterators collect again and again, the others once; in nil mode a cycle that
+  // blocked for a timer may be followed by one last look without blocking.
+  bool blocks(const EventSet* set) const {
+    return mode == Mode::kBlock || (mode == Mode::kIfTimers && set->timed > 0);
   }
+};
 
-  for (;;) {
-    if (gen <= set->stopped) return 0;
-    if (int n = deliver(L, set_idx, set)) return n;
-    if (set->events.empty()) return 0;
-    // Blocking iterators collect again and again, the others once; in nil mode a cycle
-    // that blocked for a timer may be followed by one last look without blocking.
-    bool blocking = mode == Mode::kBlock || (mode == Mode::kIfTimers && set->timed > 0);
-    if (!blocking && lua_tointeger(L, lua_upvalueindex(4)) == kLookedOnce) return 0;
-    lua_pushinteger(L, blocking ? kBlocked : kLookedOnce);
-    lua_replace(L, lua_upvalueindex(4));
-
-    std::optional<TimePoint> deadline;
-    if (mode == Mode::kSeconds) deadline = Loop::now() + from_seconds(seconds);
-    set->collecting = true;
+// A cycle in the main thread: runs the loop until something is queued, the mode's time
+// is up, the set is stopped, cleared or empty.
+void run_cycle(EventSet* set, const Iteration& it) {
+  std::optional<TimePoint> deadline;
+  if (it.mode == Mode::kSeconds) deadline = Loop::now() + from_seconds(it.seconds);
+  set->collecting = true;
+  try {
     for (;;) {
       std::optional<Duration> wait = Duration::zero();
       if (set->ready.empty()) {
-        if (mode == Mode::kBlock || (mode == Mode::kIfTimers && set->timed > 0))
+        if (it.blocks(set))
           wait.reset();
         else if (deadline)
           wait = std::max(Duration::zero(), *deadline - Loop::now());
       }
       set->loop.run_once(wait);
-      if (!set->ready.empty() || gen <= set->stopped || set->events.empty()) break;
+      if (!set->ready.empty() || it.gen <= set->stopped || set->events.empty()) break;
       if (wait == Duration::zero() || (deadline && Loop::now() >= *deadline)) break;
     }
+  } catch (const std::exception&) {
     set->collecting = false;
-    for (auto id : set->ready) set->batch.push_back(id);
-    set->ready.clear();
+    throw;
   }
+  set->collecting = false;
 }
 
-// ev([block]) returns iterator, ev, nil.
+// A cycle in a corio thread: the thread waits on it while the loop runs, and it ends on
+// the same conditions as run_cycle's, looked at once per loop turn after a change.
+class CollectOp final : public Operation {
+ public:
+  CollectOp(EventSet* set, const Iteration& it)
+      : Operation(set->rt), set_(set), gen_(it.gen), mode_(it.mode), timer_(set->loop) {
+    if (mode_ == Mode::kSeconds) deadline_ = Loop::now() + from_seconds(it.seconds);
+    // A queued event or a non-blocking mode: one loop turn (poll, timers, descriptors), as
+    // run_cycle's run_once(0).
+    zero_ = !set->ready.empty() || (!it.blocks(set) && (!deadline_ || *deadline_ <= Loop::now()));
+    if (zero_)
+      timer_.start(Duration::zero(), [this] {
+        turned_ = true;
+        changed();
+      });
+    else if (deadline_)
+      timer_.start_at(*deadline_, [this] { changed(); });
+    set->collecting = true;
+    set->collector = this;
+    set->loop.hold();  // a thread waits on the set: corio.run() goes on
+  }
+
+  ~CollectOp() override {
+    if (set_) {
+      set_->collecting = false;
+      set_->collector = nullptr;
+    }
+    set_ ? set_->loop.release() : runtime().loop.release();
+  }
+
+  // The waiting thread takes the cycle's batch.
+  int push(lua_State*) override {
+    if (set_) {
+      for (auto id : set_->ready) set_->batch.push_back(id);
+      set_->ready.clear();
+    }
+    return 0;
+  }
+
+  void changed() {
+    if (noted_) return;
+    try {
+      runtime().soon(Soon{[](Runtime&, const Soon& s) { static_cast<CollectOp*>(s.p)->look(); }, nullptr, this,
+                          Anchors::kNone, 0});
+      noted_ = true;
+    } catch (const std::exception&) {  // out of memory: the next change tries again
+    }
+  }
+
+  void set_gone() noexcept { set_ = nullptr; }  // the state is closing
+
+ private:
+  void look() {
+    noted_ = false;
+    if (!set_ || over()) complete();
+  }
+
+  bool over() const {
+    return (zero_ && turned_) || !set_->ready.empty() || gen_ <= set_->stopped || set_->events.empty() ||
+           (deadline_ && Loop::now() >= *deadline_) || (mode_ == Mode::kIfTimers && set_->timed == 0);
+  }
+
+  EventSet* set_;
+  std::uint64_t gen_;
+  Mode mode_;
+  std::optional<TimePoint> deadline_;
+  Timer timer_;  // the deadline, or the one turn of a zero cycle
+  bool zero_ = false;
+  bool turned_ = false;
+  bool noted_ = false;  // a look is queued for the next loop turn
+};
+
+void EventSet::changed() {
+  if (collector) collector->changed();
+}
+
+EventSet::~EventSet() {
+  if (collector) collector->set_gone();
+}
+
+// An error at the caller of the iterator (level 2: level 1 is the Lua iterator function).
+int iterator_error(lua_State* L, const char* msg) {
+  luaL_where(L, 2);
+  lua_pushstring(L, msg);
+  lua_concat(L, 2);
+  return lua_error(L);
+}
+
+// step(set, iteration) -> id, reason, source, context (the next event); nothing (the
+// iteration is over); or false (a collection cycle must run first: collect()).
+int l_step(lua_State* L) {
+  EventSet* set = check_set(L, 1);
+  auto* it = static_cast<Iteration*>(lua_touserdata(L, 2));
+  if (set->collecting) return iterator_error(L, "event set iterator called while the set is collecting events");
+  if (it->gen <= set->stopped) return 0;
+  if (int n = deliver(L, 1, set)) return n;
+  if (set->events.empty()) return 0;
+  bool blocking = it->blocks(set);
+  if (!blocking && it->cycles == kLookedOnce) return 0;
+  it->cycles = blocking ? kBlocked : kLookedOnce;
+  lua_pushboolean(L, 0);
+  return 1;
+}
+
+// collect(set, iteration): one collection cycle; its events become the batch step() returns.
+int l_collect(lua_State* L) {
+  EventSet* set = check_set(L, 1);
+  auto* it = static_cast<Iteration*>(lua_touserdata(L, 2));
+  if (lua_isyieldable(L) && set->rt.wait_root(L)) {  // a corio thread: wait, as any corio call
+    lua_settop(L, 0);
+    return (new CollectOp(set, *it))->wait(L);
+  }
+  run_cycle(set, *it);
+  for (auto id : set->ready) set->batch.push_back(id);
+  set->ready.clear();
+  return 0;
+}
+
+// The iterator ev(block) returns: a Lua function over step and collect, so that it can
+// wait in a corio thread (a C function cannot go on after a yield on LuaJIT).
+const char kIterator[] = R"(
+local step, collect = ...
+return function(set, iteration)
+  return function()
+    while true do
+      local id, reason, source, context = step(set, iteration)
+      if id ~= false then
+        if id == nil then return end
+        return id, reason, source, context
+      end
+      collect(set, iteration)
+    end
+  end
+end
+)";
+
+// ev([block]) returns iterator, ev, nil. Upvalue: the iterator factory.
 int l_call(lua_State* L) {
   EventSet* set = check_set(L, 1);
   int t = lua_type(L, 2);
   if (t != LUA_TNONE && t != LUA_TNIL && t != LUA_TBOOLEAN && t != LUA_TNUMBER)
     return luaL_argerror(L, 2, "block must be true, false, a number of seconds or nil");
+  Iteration it{++set->generation, Mode::kIfTimers, 0, kNone};
+  if (t == LUA_TBOOLEAN) it.mode = lua_toboolean(L, 2) ? Mode::kBlock : Mode::kNever;
+  if (t == LUA_TNUMBER) {
+    it.mode = Mode::kSeconds;
+    it.seconds = lua_tonumber(L, 2);
+  }
+  lua_pushvalue(L, lua_upvalueindex(1));
   lua_pushvalue(L, 1);
-  lua_pushvalue(L, 2);
-  lua_pushinteger(L, static_cast<lua_Integer>(++set->generation));
-  lua_pushinteger(L, kNone);
-  lua_pushcclosure(L, l_iterate, 4);
+  *static_cast<Iteration*>(lua_newuserdata(L, sizeof(Iteration))) = it;
+  lua_call(L, 2, 1);
   lua_pushvalue(L, 1);
   lua_pushnil(L);
   return 3;
@@ -530,12 +682,12 @@ int l_gc(lua_State* L) {
 }
 
 const luaL_Reg kMethods[] = {
-    {"add", l_add}, {"set", l_set},   {"trigger", l_trigger}, {"once", l_once},
-    {"del", l_del}, {"stop", l_stop}, {"clear", l_clear},     {nullptr, nullptr},
+    {"add", protect<l_add>}, {"set", protect<l_set>},   {"trigger", protect<l_trigger>}, {"once", protect<l_once>},
+    {"del", protect<l_del>}, {"stop", protect<l_stop>}, {"clear", protect<l_clear>},     {nullptr, nullptr},
 };
 
 const luaL_Reg kMeta[] = {
-    {"__call", l_call}, {"__len", l_len}, {"__tostring", l_tostring}, {"__gc", l_gc}, {nullptr, nullptr},
+    {"__len", protect<l_len>}, {"__tostring", protect<l_tostring>}, {"__gc", protect<l_gc>}, {nullptr, nullptr},
 };
 
 }  // namespace
@@ -549,6 +701,12 @@ void register_event_set(lua_State* L) {
   lua_newtable(L);
   luaL_setfuncs(L, kMethods, 0);
   lua_setfield(L, -2, "__index");
+  if (luaL_loadbuffer(L, kIterator, sizeof kIterator - 1, "=corio.event") != LUA_OK) lua_error(L);
+  lua_pushcfunction(L, protect<l_step>);
+  lua_pushcfunction(L, protect<l_collect>);
+  lua_call(L, 2, 1);
+  lua_pushcclosure(L, protect<l_call>, 1);
+  lua_setfield(L, -2, "__call");
   lua_pop(L, 1);
 }
 
@@ -560,7 +718,7 @@ int newset(lua_State* L) {
   *p = nullptr;
   luaL_setmetatable(L, kSetType);
   new_tables(L, lua_gettop(L));
-  *p = new EventSet(Loop::current());
+  *p = new EventSet(find_runtime(L));
   return 1;
 }
 

@@ -53,9 +53,8 @@ class SocketOp : public Engine, public Operation {
  public:
   explicit SocketOp(Runtime& rt) : Operation(rt) {}
   ~SocketOp() override { runtime().anchors.drop(anchor_); }
-  // Pushes the results on L (the waiting state) and returns how many.
-  virtual int push(lua_State* L) = 0;
-  void finish() override { complete(push(waiting_state())); }
+  int push(lua_State* L) override = 0;  // the results, onto L (the waiting thread): how many
+  void finish() override { complete(); }
 
   // Returns the results now if the op finished (submitted or started already: `done`),
   // or waits for them.

@@ -5,6 +5,14 @@
 // callback with the results as resume values. Outside one (the main chunk, a metamethod)
 // it runs the loop until the operation completes: the call blocks like LuaSocket's would
 // while every other thread keeps running.
+//
+// A suspended thread the runtime owns (waiting on an operation, in corio.suspend, between
+// two turns after a plain yield) keeps marks at its stack top: the wait's id (and the
+// thread). Only what matches the id pushes onto it and resumes it; a hand resume
+// (coroutine.resume) is refused while the marks are there; a thread resumed behind
+// corio's back has lost them (on Lua 5.4 it dies: the wait's continuation refuses it), so
+// no stale completion ever touches it. docs/architecture.md, "Lua threads", tells the
+// whole scheme.
 #pragma once
 #include "lanchor.hpp"
 #include "lcompat.hpp"
@@ -19,6 +27,34 @@ namespace corio::lua {
 
 struct Runtime;
 
+// A mark's id: one of these, or an operation's sequence number.
+namespace marks {
+enum : lua_Integer {
+  kNone = 0,
+  kSuspended = 1,    // in corio.suspend(); the thread that holds the wait lies below the marks
+  kSuspendedUp = 2,  // as kSuspended, for the threads the wait was passed up to
+  kResuming = 3,     // corio.resume() gave it values; the loop resumes it soon
+  kTurn = 4,         // after a plain coroutine.yield(), until its next turn
+  kFirstOperation = lua_Integer{1} << 40,
+};
+}  // namespace marks
+
+// Pushes the marks of the wait `id` on co (at most 2 values) and returns how many: an
+// operation's wait is one number (the per-wait hot path: cheap to push and to test; a
+// light userdata costs LuaJIT a segment lookup), the others [id, co itself].
+inline int push_marks(lua_State* co, lua_Integer id) {
+  lua_pushinteger(co, id);
+  if (id >= marks::kFirstOperation) return 1;
+  lua_pushthread(co);
+  return 2;
+}
+// The id of the corio wait co is suspended in; marks::kNone if it is not in one.
+lua_Integer wait_id(lua_State* co) noexcept;
+// Pops co's marks (and, for a thread in corio.suspend(), the thread below them).
+void pop_marks(lua_State* co) noexcept;
+// Whether co is a timer runner waiting for its next callback (its mark: the idle value it
+// yielded).
+bool idle_runner(lua_State* co) noexcept;
 // An operation a Lua thread waits on. Subclasses own their timers and watches; the
 // runtime owns pending operations so that closing the Lua state cancels them.
 class Operation {
@@ -28,41 +64,82 @@ class Operation {
   Operation(const Operation&) = delete;
   Operation& operator=(const Operation&) = delete;
 
-  // Suspends the calling C function until complete(); `return wait(L);` from it.
+  // Suspends the calling C function until complete(); `return wait(L);` from it. The
+  // function leaves at least 3 of its LUA_MINSTACK slots free. Raises a Lua error (this
+  // deleted) if L is a coroutine resumed behind corio's back.
   int wait(lua_State* L);
-  // The n results are on waiting_state() (push them first); resumes the waiter and
-  // deletes this operation.
-  void complete(int n);
-  lua_State* waiting_state() const noexcept { return L_; }
+  // Pushes the results onto L, which has LUA_MINSTACK free slots; returns how many.
+  virtual int push(lua_State* L) = 0;
+  // Delivers the results (push() onto the waiting thread, which is resumed) if the thread
+  // still waits on this operation, then deletes this operation.
+  void complete();
   Runtime& runtime() const noexcept { return rt_; }
 
  private:
   friend struct Runtime;
   Runtime& rt_;
-  lua_State* L_ = nullptr;
-  int anchor_ = Anchors::kNone;  // a yielded coroutine
+  lua_Integer id_ = marks::kNone;  // the marks' id while a coroutine waits
+  lua_State* L_ = nullptr;       // blocking: the thread running the loop; else the root (wait_root)
+  int anchor_ = Anchors::kNone;  // the root, while a coroutine waits
+  bool blocking_ = false;        // wait() runs the loop until done_
   bool done_ = false;
-  int nresults_ = 0;
+  int nresults_ = 0;             // of a blocking wait; -1: the results could not be pushed
   Operation* prev_ = nullptr;
   Operation* next_ = nullptr;
+};
+
+// A resume by corio in progress: which thread, resumed through coroutine.resume/wrap from
+// which thread (`by`; nullptr when the loop resumed it), and the one it runs inside.
+struct ResumeFrame {
+  lua_State* co;
+  lua_State* by;
+  ResumeFrame* prev;
+  int depth;  // resumes nested in this one, this one included
+};
+
+// Something to do on the next loop turn, not after the runtime is gone (Runtime::soon).
+struct Soon {
+  void (*run)(Runtime& rt, const Soon& s);
+  lua_State* co;
+  void* p;
+  int anchor;
+  int nargs;
 };
 
 struct Runtime {
   explicit Runtime(lua_State* L);
   ~Runtime();
 
-  // Resumes co with nargs values from its stack top; reports an error with traceback.
-  void resume(lua_State* co, int nargs);
-  // Calls the error handler (default: stderr) for an error raised in thread co.
+  // Resumes co with nargs values from its stack top as a root (the loop resumes it: a new
+  // thread, a timer callback, the end of a wait `id`, whose marks lie below the values and
+  // are dropped); reports an error with traceback; a plain yield gives the others a turn.
+  void resume(lua_State* co, int nargs, lua_Integer id = marks::kNone);
+  // lua_resume with corio's bookkeeping: by is the thread resuming co through coroutine.resume
+  // or wrap (nullptr: the loop), id the wait co leaves (nullptr: none). Raises nothing.
+  int resume_raw(lua_State* co, lua_State* by, int nargs, lua_Integer id, int* nres) noexcept;
+  // The thread a wait in L suspends: L, or the outermost corio-resumed coroutine of the
+  // coroutine.resume chain L runs in (the wait is passed up to it); nullptr if L was
+  // resumed behind corio's back (by a coroutine.resume taken before corio was loaded).
+  lua_State* wait_root(lua_State* L) const noexcept {
+    const ResumeFrame* f = frames;
+    if (!f || f->co != L) return nullptr;
+    return f->by ? wait_root_up(f) : L;  // mostly a corio thread the loop resumed: L
+  }
+  // Marks L (the running thread, in a C function, `extra` values of the marks already
+  // pushed) as waiting on `id` for `root` and yields; `return yield_marked(...)`.
+  int yield_marked(lua_State* L, lua_Integer id, lua_State* root, int extra = 0);
+  // Calls the error handler (default: stderr) for the error at the top of thread co.
   void report(lua_State* co);
   // Starts fn (at the top of L's stack, nargs arguments above it) as a new thread and
-  // leaves the thread on L's stack.
+  // leaves the thread on L's stack. A Lua error if the new stack cannot take the arguments.
   void spawn(lua_State* L, int nargs);
   // Runs fn(args...) (fn and nargs arguments at the top of main) in a thread of its own
   // until it first waits, like spawn, but in a pooled thread: a timer's callback. A new
   // coroutine per firing was most of a Lua timer's cost.
   void call_in_thread(int nargs);
-  void load_runner(lua_State* L);  // once, from push_runtime
+  void load_functions(lua_State* L);  // once, from push_runtime
+  // Queues s for the next loop turn. May throw std::bad_alloc, having queued nothing.
+  void soon(const Soon& s);
 
   Loop& loop;
   lua_State* main;           // a thread kept in the registry for callbacks from the loop
@@ -70,9 +147,17 @@ struct Runtime {
   int handler_ref = LUA_NOREF;
   bool stopping = false;
   Operation* ops = nullptr;  // pending operations
-  // Set by Operation::wait (and suspend) to the yielding thread: its yield is a wait, not
-  // a plain yield. A thread, not a flag: the yield may go to a coroutine.resume instead.
-  lua_State* op_yield = nullptr;
+  ResumeFrame* frames = nullptr;  // corio's resumes in progress, innermost first
+  // The thread being resumed out of a wait, that wait and how many results it gets: a
+  // thread resumed out of a wait by anything else is refused (lcoroutine.cpp, and on Lua
+  // 5.4 the wait's continuation).
+  lua_State* waking = nullptr;
+  lua_Integer waking_id = marks::kNone;
+  int waking_n = 0;
+  lua_Integer next_id = marks::kFirstOperation;  // of operations' waits
+  // The root of the wait begun last: tells a coroutine.resume whose coroutine just
+  // yielded in a wait whether to pass the wait up or hold it (asok style).
+  lua_State* root = nullptr;
   corio::BlockPool blocks;  // for the per-message operations
   // A 64 KiB buffer a receive reads into before making the Lua string.
   char* scratch() {
@@ -82,19 +167,31 @@ struct Runtime {
   static constexpr std::size_t kScratch = 64 * 1024;
 
  private:
-  std::unique_ptr<char[]> scratch_;
+  struct SoonQueue;
+  lua_State* wait_root_up(const ResumeFrame* f) const noexcept;
+  void settle(lua_State* co, int status, int nres);
+  void give_turn(lua_State* co);
   void start_runner(lua_State* co, int nargs);
   void park_runner(lua_State* co);
+  void run_soon();
+
+  std::unique_ptr<char[]> scratch_;
+  SoonQueue* soon_;
   int runner_fn_ = Anchors::kNone;  // the runner threads' body
+  int report_fn_ = Anchors::kNone;  // report()'s work, run protected on main
   std::vector<int> idle_runners_;   // anchors of runner threads waiting for the next call
 };
 
 // The Runtime of the state (upvalue 1 of every corio.core function).
 inline Runtime& runtime(lua_State* L) { return **static_cast<Runtime**>(lua_touserdata(L, lua_upvalueindex(1))); }
+// The Runtime of the state, found in the registry (for functions without the upvalue).
+Runtime& find_runtime(lua_State* L);
 
 // Creates the runtime and leaves its userdata on the stack (the upvalue for luaL_setfuncs).
 void push_runtime(lua_State* L);
-// Registers spawn, current, sleep, suspend, resume, run, step, stop, onerror, after, every.
+// Registers spawn, current, sleep, suspend, resume, run, step, stop, onerror.
 void register_threads(lua_State* L);
+// Installs corio's coroutine.resume and coroutine.wrap (lcoroutine.cpp); runtime at -2.
+void register_coroutines(lua_State* L);
 
 }  // namespace corio::lua

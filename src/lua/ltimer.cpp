@@ -1,17 +1,20 @@
 // corio.after / corio.every: native timers whose callback runs in a thread of its own.
 // A handle stays anchored while armed, so dropping it does not cancel the timer.
+#include "lprotect.hpp"
 #include "lthread.hpp"
 #include "ltimer.hpp"
 
 #include <corio/timer.hpp>
 
 #include <cstdint>
+#include <cstdio>
 #include <new>
 
 namespace corio::lua {
 namespace {
 
 constexpr const char* kTimerType = "corio.timer";
+constexpr int kMaxArgs = 7000;  // below LuaJIT's lua_checkstack limit (8,000 slots)
 
 // The callback and its arguments are the handle's user values 1..nargs+1.
 struct LuaTimer {
@@ -42,7 +45,13 @@ void unanchor(LuaTimer* t) {
 void fire(LuaTimer* t) {
   Runtime& rt = *t->rt;
   lua_State* M = rt.main;
-  lua_checkstack(M, t->nargs + 4);
+  // the handle, fn and args, a runner thread; room for the anchors above them (LuaJIT
+  // grows the stack by itself)
+  if (LUA_VERSION_NUM >= 504 && !lua_checkstack(M, t->nargs + 3 + Anchors::kSpare)) {
+    std::fputs("corio: no stack left to call a timer's callback; not called\n", stderr);
+    if (!t->repeating) unanchor(t);
+    return;
+  }
   rt.anchors.push(M, t->anchor);  // keeps the handle alive during the call
   int handle = lua_gettop(M);
   push_uservalues(M, handle, t->nargs + 1);
@@ -57,6 +66,9 @@ int start(lua_State* L, bool repeating) {
   luaL_checktype(L, 2, LUA_TFUNCTION);
   if (repeating) luaL_argcheck(L, s > 0, 1, "interval must be positive");
   int nargs = lua_gettop(L) - 2;
+  // fn and the arguments are the handle's user values (at most 65,535 on Lua 5.4), and
+  // each call moves them onto a thread's stack
+  if (nargs >= kMaxArgs) return luaL_error(L, "too many arguments to a timer callback (at most %d)", kMaxArgs - 1);
   Runtime& rt = runtime(L);
   auto* t = static_cast<LuaTimer*>(new_userdata_values(L, sizeof(LuaTimer), nargs + 1));
   new (t) LuaTimer(rt);
@@ -72,7 +84,12 @@ int start(lua_State* L, bool repeating) {
   lua_pushvalue(L, -1);
   t->anchor = rt.anchors.hold(L);
   Duration d = from_seconds(s);
-  t->timer.start(d, [t] { fire(t); }, repeating ? d : Duration::zero());
+  try {
+    t->timer.start(d, [t] { fire(t); }, repeating ? d : Duration::zero());
+  } catch (const std::exception&) {
+    unanchor(t);
+    throw;
+  }
   return 1;
 }
 
@@ -99,14 +116,14 @@ int l_gc(lua_State* L) {
   return 0;
 }
 
-const luaL_Reg kMethods[] = {{"cancel", l_cancel}, {"active", l_active}, {nullptr, nullptr}};
-const luaL_Reg kFunctions[] = {{"after", l_after}, {"every", l_every}, {nullptr, nullptr}};
+const luaL_Reg kMethods[] = {{"cancel", protect<l_cancel>}, {"active", protect<l_active>}, {nullptr, nullptr}};
+const luaL_Reg kFunctions[] = {{"after", protect<l_after>}, {"every", protect<l_every>}, {nullptr, nullptr}};
 
 }  // namespace
 
 void register_timers(lua_State* L) {
   if (luaL_newmetatable(L, kTimerType)) {
-    lua_pushcfunction(L, l_gc);
+    lua_pushcfunction(L, protect<l_gc>);
     lua_setfield(L, -2, "__gc");
     lua_newtable(L);
     luaL_setfuncs(L, kMethods, 0);

@@ -67,6 +67,25 @@ describe("corio threads", function()
       assert.has_error(function() corio.spawn() end)
     end)
 
+    it("nested 100,000 deep ends in a clear error, not a C stack overflow (in a child)", function()
+      local out, status = child([[
+        local corio = require "corio"
+        local depth, first = 0, nil
+        corio.onerror(function(msg) first = first or msg end)
+        local function nest(n)
+          depth = math.max(depth, n)
+          if n < 100000 then corio.spawn(nest, n + 1) end
+        end
+        corio.spawn(nest, 1)
+        corio.run()
+        print("depth", depth)
+        assert(first and first:find("C stack overflow", 1, true), tostring(first))
+        print("ok")
+      ]])
+      assert.equal(0, status, out)
+      assert.matches("ok", out)
+    end)
+
     it("nests: a thread spawning another runs the child first until it waits", function()
       local log = {}
       run_bounded(5, function()
@@ -286,11 +305,11 @@ describe("corio threads", function()
   end)
 
   describe("a corio thread resuming a coroutine that waits", function()
-    it("goes on after a plain yield of its own (the coroutine's wait is not the thread's)", function()
+    it("waits with it: the coroutine's wait suspends the whole thread", function()
       local log = {}
       local t = corio.spawn(function()
         local gen = coroutine.wrap(function()
-          corio.sleep(0.01)  -- yields back to the thread below; the loop resumes gen later
+          corio.sleep(0.01)  -- suspends the thread; when it ends, gen goes on
           log[#log + 1] = "gen done"
         end)
         gen()
@@ -299,11 +318,11 @@ describe("corio threads", function()
         log[#log + 1] = "after yield"
       end)
       run_bounded(5)
-      assert.same({ "after gen", "after yield", "gen done" }, log)
+      assert.same({ "gen done", "after gen", "after yield" }, log)
       assert.equal("dead", coroutine.status(t))
     end)
 
-    it("and so after a corio.suspend() inside the coroutine", function()
+    it("and so in a corio.suspend() inside the coroutine, which corio.resume ends", function()
       local log = {}
       local inner
       corio.spawn(function()
@@ -318,7 +337,6 @@ describe("corio threads", function()
       end)
       assert.is_true(corio.resume(inner, "value"))
       run_bounded(5)
-      table.sort(log)
       assert.same({ "inner got value", "outer went on" }, log)
     end)
   end)
