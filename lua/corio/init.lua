@@ -29,12 +29,12 @@ local corio = {
 }
 
 -- connect(host, port [, laddr [, lport [, family]]]) -> client | nil, message, as LuaSocket's
--- socket.connect: family "inet", "inet6" or "unspec" (any: each address in turn).
-local makers = { unspec = core.tcp, inet = core.tcp4, inet6 = core.tcp6 }
+-- socket.connect: family ("inet", "inet6" or "unspec") picks the local address's family.
+local families = { unspec = core.tcp, inet = core.tcp4, inet6 = core.tcp6 }
 function corio.connect(host, port, laddr, lport, family)
-  local make = makers[family or "unspec"]
+  local make = families[family or "unspec"]
   if not make then error(("bad argument #5 to 'connect' (invalid option '%s')"):format(tostring(family)), 2) end
-  local sock, err = make()
+  local sock, err = (laddr and make or core.tcp)()
   if not sock then return nil, err end
   local ok
   if laddr then

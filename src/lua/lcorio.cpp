@@ -8,6 +8,8 @@
 
 #include <corio/loop.hpp>
 
+#include <exception>
+
 namespace {
 
 int l_now(lua_State* L) {
@@ -23,6 +25,10 @@ const luaL_Reg kFunctions[] = {
 
 // Creating the loop can throw (no descriptor left for epoll or eventfd): protected.
 int open_core(lua_State* L) {
+  // The C++ runtime came in with this module (dlopen): its thread-local exception state is
+  // made on first use, by ld.so, which aborts the process if that allocation fails. Touch
+  // it now, so the first exception (a std::bad_alloc, say) finds it made.
+  [[maybe_unused]] volatile int touched = std::uncaught_exceptions();  // pure: kept by volatile
   corio::lua::register_event_set(L);
   corio::lua::push_runtime(L);
   lua_newtable(L);

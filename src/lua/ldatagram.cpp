@@ -1,6 +1,8 @@
 // UDP sockets: receive, receivefrom, send, sendto, setpeername, setsockname.
 #include "lsocket.hpp"
 
+#include "lprotect.hpp"
+
 #include <corio/resolver.hpp>
 
 #include <cerrno>
@@ -156,8 +158,8 @@ int l_setsockname(lua_State* L) { return address_call(L, check_role(L, 1, Role::
 }  // namespace
 
 const luaL_Reg kDatagramMethods[] = {
-    {"receive", l_receive},         {"receivefrom", l_receivefrom}, {"send", l_send},
-    {"sendto", l_sendto},           {"setpeername", l_setpeername}, {"setsockname", l_setsockname},
+    {"receive", protect<l_receive>},         {"receivefrom", protect<l_receivefrom>}, {"send", protect<l_send>},
+    {"sendto", protect<l_sendto>},           {"setpeername", protect<l_setpeername>}, {"setsockname", protect<l_setsockname>},
     {nullptr, nullptr},
 };
 

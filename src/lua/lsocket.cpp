@@ -2,6 +2,7 @@
 // creation, the methods every class shares, error words, and bind/connect through the
 // engine's ConnectOp.
 #include "lsocket.hpp"
+#include "lprotect.hpp"
 
 #include <corio/connect_op.hpp>
 #include <corio/resolver.hpp>
@@ -41,7 +42,7 @@ const char* group_name(Kind k) { return k == Kind::tcp ? "tcp{any}" : k == Kind:
 // close(): wakes every thread waiting on the socket (a connect still resolving its name
 // too) with nil, "closed"; the object stays valid.
 int l_close(lua_State* L) {
-  check_socket(L, 1)->sock->close();
+  close_socket(check_socket(L, 1));
   lua_pushnumber(L, 1);
   return 1;
 }
@@ -57,6 +58,10 @@ int l_getfd(lua_State* L) {
 int l_setfd(lua_State* L) {
   LSocket* s = check_socket(L, 1);
   auto fd = static_cast<int>(luaL_checknumber(L, 2));
+  if (s->wrapped) {
+    wrapped_setfd(s, fd);
+    return 0;
+  }
   s->sock->detach();
   if (fd >= 0) s->sock->adopt(fd);
   return 0;
@@ -213,11 +218,11 @@ int l_gc(lua_State* L) {
 }
 
 const luaL_Reg kCommon[] = {
-    {"close", l_close},           {"getfd", l_getfd},           {"setfd", l_setfd},
-    {"dirty", l_dirty},           {"settimeout", l_settimeout}, {"gettimeout", l_gettimeout},
-    {"setoption", l_setoption},   {"getoption", l_getoption},   {"getsockname", l_getsockname},
-    {"getpeername", l_getpeername}, {"getfamily", l_getfamily}, {"setthrottle", l_setthrottle},
-    {"getthrottle", l_getthrottle}, {"getstats", l_getstats},   {"setstats", l_setstats},
+    {"close", protect<l_close>},           {"getfd", protect<l_getfd>},           {"setfd", protect<l_setfd>},
+    {"dirty", protect<l_dirty>},           {"settimeout", protect<l_settimeout>}, {"gettimeout", protect<l_gettimeout>},
+    {"setoption", protect<l_setoption>},   {"getoption", protect<l_getoption>},   {"getsockname", protect<l_getsockname>},
+    {"getpeername", protect<l_getpeername>}, {"getfamily", protect<l_getfamily>}, {"setthrottle", protect<l_setthrottle>},
+    {"getthrottle", protect<l_getthrottle>}, {"getstats", protect<l_getstats>},   {"setstats", protect<l_setstats>},
     {nullptr, nullptr},
 };
 
@@ -227,13 +232,13 @@ void new_class(lua_State* L, Kind k, Role r) {
   luaL_newmetatable(L, registry_name(k, r));
   lua_pushboolean(L, 1);
   lua_setfield(L, -2, "__corio_socket");
-  lua_pushcfunction(L, l_gc);
+  lua_pushcfunction(L, protect<l_gc>);
   lua_setfield(L, -2, "__gc");
 #if LUA_VERSION_NUM >= 504
-  lua_pushcfunction(L, l_close);  // like close(): waiters wake with "closed", the object stays valid
+  lua_pushcfunction(L, protect<l_close>);  // like close(): waiters wake with "closed", the object stays valid
   lua_setfield(L, -2, "__close");
 #endif
-  lua_pushcfunction(L, l_tostring);
+  lua_pushcfunction(L, protect<l_tostring>);
   lua_setfield(L, -2, "__tostring");
   lua_newtable(L);  // methods; the runtime is at -3
   for (const luaL_Reg* set : {kCommon, k == Kind::udp ? kDatagramMethods : kStreamMethods}) {
@@ -271,9 +276,9 @@ int l_udp6(lua_State* L) { return create(L, Kind::udp, AF_INET6); }
 int l_unix(lua_State* L) { return create(L, Kind::unix_stream, AF_UNIX); }
 
 const luaL_Reg kConstructors[] = {
-    {"tcp", l_tcp},   {"tcp4", l_tcp4}, {"tcp6", l_tcp6}, {"udp", l_udp},
-    {"udp4", l_udp4}, {"udp6", l_udp6}, {"unix", l_unix}, {"setlimit", l_default_limit},
-    {"nameservers", l_nameservers}, {nullptr, nullptr},
+    {"tcp", protect<l_tcp>},   {"tcp4", protect<l_tcp4>}, {"tcp6", protect<l_tcp6>}, {"udp", protect<l_udp>},
+    {"udp4", protect<l_udp4>}, {"udp6", protect<l_udp6>}, {"unix", protect<l_unix>}, {"setlimit", protect<l_default_limit>},
+    {"nameservers", protect<l_nameservers>}, {nullptr, nullptr},
 };
 
 // ---- bind and connect (setsockname, setpeername) ----
@@ -288,9 +293,11 @@ class AddressOp final : public SocketOp<ConnectOp> {
   AddressOp(Runtime& rt, LSocket* s, bool bind) : SocketOp(rt), s_(s), bind_(bind) {}
 
   int push(lua_State* L) override {
-    if (!error) s_->family = s_->sock->family();
-    // As LuaSocket's, a failed unixstream connect or bind lets go of the descriptor.
-    if (error && s_->kind == Kind::unix_stream) s_->sock->close();
+    // The family is set once a connect succeeds, or stops on its first attempt (a zero
+    // timeout: it goes on), as LuaSocket sets it.
+    if (!error || (error == Error::timeout && s_->timeout() == Duration::zero())) s_->family = s_->sock->family();
+    // As LuaSocket's, a failed unixstream connect or bind destroys the descriptor.
+    if (error && s_->kind == Kind::unix_stream) close_socket(s_);
     if (!bind_ && (!error || s_->kind == Kind::tcp)) {
       push_anchor(L);
       become_connected(L, lua_gettop(L), s_);
@@ -307,6 +314,11 @@ class AddressOp final : public SocketOp<ConnectOp> {
 }  // namespace
 
 // ---- shared helpers ----
+
+void close_socket(LSocket* s) {
+  if (s->wrapped) return wrapped_close(s);
+  s->sock->close();
+}
 
 // A byte count that may be math.huge (no bound): SIZE_MAX then.
 std::size_t check_bytes(lua_State* L, int idx) {
@@ -337,10 +349,14 @@ LSocket* check_socket(lua_State* L, int idx) {
   return nullptr;
 }
 
+// LuaSocket checks the class alone: anything else (another kind too) is "tcp{client} expected".
 LSocket* check_role(lua_State* L, int idx, Role role) {
-  LSocket* s = check_socket(L, idx);
-  if (s->role != role) luaL_argerror(L, idx, lua_pushfstring(L, "%s expected", class_name(s->kind, role)));
-  return s;
+  LSocket* s = to_magic_userdata<LSocket>(L, idx);
+  int kind = method_kind(L);
+  if (s && s->sock && s->role == role && (kind < 0 || static_cast<int>(s->kind) == kind)) return s;
+  Kind k = kind >= 0 ? static_cast<Kind>(kind) : s && s->sock ? s->kind : Kind::tcp;
+  luaL_argerror(L, idx, lua_pushfstring(L, "%s expected", class_name(k, role)));
+  return nullptr;
 }
 
 LSocket* push_socket(lua_State* L, Runtime& rt, Kind kind, Role role, int family, int fd) {

@@ -85,6 +85,10 @@ LSocket* push_socket(lua_State* L, Runtime& rt, Kind kind, Role role, int family
 void set_role(lua_State* L, int idx, LSocket* s, Role role);  // switches the class
 const char* class_name(Kind k, Role r);                        // "tcp{client}" ...
 void wrapped_role(LSocket* s);      // lwrap.cpp: a wrapper's object follows its class
+void wrapped_close(LSocket* s);     // lwrap.cpp: the engine's side, then the object's close()
+void wrapped_setfd(LSocket* s, int fd);
+int wrapped_accept(lua_State* L, LSocket* s);  // a wrapped client on a LuaSocket object
+void close_socket(LSocket* s);      // close(), of a wrapper too
 void register_wrap(lua_State* L);   // corio.wrap into the module table at -1
 
 // nil, message (LuaSocket's words) [, a third value pushed by the caller].

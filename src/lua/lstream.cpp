@@ -1,6 +1,8 @@
 // Stream sockets (tcp, unixstream): receive, send, accept, bind, listen, connect, shutdown.
 #include "lsocket.hpp"
 
+#include "lprotect.hpp"
+
 #include <corio/read_rule.hpp>
 
 #include <algorithm>
@@ -250,6 +252,7 @@ class AcceptOp final : public SocketOp<> {
 
 int l_accept(lua_State* L) {
   LSocket* s = check_role(L, 1, Role::server);
+  if (s->wrapped) return wrapped_accept(L, s);
   auto* op = new AcceptOp(*s->rt, s);
   op->anchor(L, 1);  // the server outlives the wait
   return op->settle(L, s->sock->submit(*op, Direction::read, s->timeout()));
@@ -301,10 +304,10 @@ int l_setlimit(lua_State* L) {
 }  // namespace
 
 const luaL_Reg kStreamMethods[] = {
-    {"accept", l_accept},     {"bind", l_bind},         {"connect", l_connect},
-    {"listen", l_listen},     {"receive", l_receive},   {"receivesome", l_receivesome},
-    {"send", l_send},         {"setpeername", l_connect}, {"setsockname", l_bind},
-    {"shutdown", l_shutdown}, {"setlimit", l_setlimit}, {nullptr, nullptr},
+    {"accept", protect<l_accept>},     {"bind", protect<l_bind>},         {"connect", protect<l_connect>},
+    {"listen", protect<l_listen>},     {"receive", protect<l_receive>},   {"receivesome", protect<l_receivesome>},
+    {"send", protect<l_send>},         {"setpeername", protect<l_connect>}, {"setsockname", protect<l_bind>},
+    {"shutdown", protect<l_shutdown>}, {"setlimit", protect<l_setlimit>}, {nullptr, nullptr},
 };
 
 }  // namespace corio::lua

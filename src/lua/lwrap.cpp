@@ -16,6 +16,8 @@
 // the wrapper's uservalue keeps it, and nothing else must.
 #include "lsocket.hpp"
 
+#include "lprotect.hpp"
+
 #include <cstring>
 #include <new>
 #include <string>
@@ -33,11 +35,8 @@ struct Wrapped final : Socket::Owner {
   Role synced_role;  // the object's class follows the wrapper's role (master -> client ...)
 
   Wrapped(lua_State* t, Role r) : T(t), synced_role(r) {}
-  // The engine made a fresh descriptor: the object takes it; the old one was the object's.
-  void replaced(int old_fd, int new_fd) override {
-    if (old_fd >= 0) ::close(old_fd);
-    call_setfd(T, new_fd);
-  }
+  // The engine made a fresh descriptor (its old one closed): the object takes it.
+  void replaced(int new_fd) override { call_setfd(T, new_fd); }
 };
 
 namespace {
@@ -204,9 +203,9 @@ void patch_luasocket_close(lua_State* L) {
         lua_getfield(L, -1, "__index");
         if (lua_istable(L, -1)) {
           lua_getfield(L, -1, "close");
-          if (lua_isfunction(L, -1) && lua_tocfunction(L, -1) != l_object_close) {
+          if (lua_isfunction(L, -1) && lua_tocfunction(L, -1) != protect<l_object_close>) {
             lua_getfield(L, LUA_REGISTRYINDEX, kWrappers);
-            lua_pushcclosure(L, l_object_close, 2);
+            lua_pushcclosure(L, protect<l_object_close>, 2);
             lua_setfield(L, -2, "close");
           } else {
             lua_pop(L, 1);
@@ -273,25 +272,13 @@ int l_wrap(lua_State* L) {
   return push_wrapper(L, runtime(L));
 }
 
-// close(): the engine first (waiters wake with nil, "closed"; the poller lets go of the
-// descriptor while it is still open), then the object, which owns the descriptor.
+#if LUA_VERSION_NUM >= 504
+// __close: as close().
 int l_close(lua_State* L) {
-  LSocket* s = check_wrapped(L, 1);
-  s->sock->close();
-  call_on_object(s->wrapped->T, "close", 0, 0);
-  lua_pushnumber(L, 1);
-  return 1;
-}
-
-// setfd(fd): both agree on the new descriptor (neither closes the old one, as in LuaSocket).
-int l_setfd(lua_State* L) {
-  LSocket* s = check_wrapped(L, 1);
-  auto fd = static_cast<int>(luaL_checknumber(L, 2));
-  s->sock->close();
-  call_setfd(s->wrapped->T, fd);
-  if (fd >= 0) borrow(s, fd);
+  wrapped_close(check_wrapped(L, 1));
   return 0;
 }
+#endif
 
 // accept() -> a wrapped client: a LuaSocket tcp{client} (or unixstream{client}) object on
 // the accepted descriptor, made as LuaSocket's accept would.
@@ -347,13 +334,6 @@ class AcceptOp final : public SocketOp<> {
   Duration backoff_{};
 };
 
-int l_accept(lua_State* L) {
-  LSocket* s = check_wrapped(L, 1);
-  check_role(L, 1, Role::server);
-  auto* op = new AcceptOp(*s->rt, s);
-  op->anchor(L, 1);
-  return op->settle(L, s->sock->submit(*op, Direction::read, s->timeout()));
-}
 
 // A method the object has and corio lacks: called on the object itself.
 int l_forward(lua_State* L) {
@@ -365,17 +345,13 @@ int l_forward(lua_State* L) {
   return lua_gettop(L);
 }
 
-// __index: the wrapper's own methods, then corio's for its class, then the uservalue
-// (socket, fields set on the wrapper), then the object's own methods.
+// __index: corio's methods for its class (which know a wrapper: close, setfd, accept), then
+// the uservalue (socket, fields set on the wrapper), then the object's own methods.
 int l_index(lua_State* L) {
   LSocket* s = check_wrapped(L, 1);
   sync(s);
   const char* key = lua_type(L, 2) == LUA_TSTRING ? lua_tostring(L, 2) : nullptr;
   if (key) {
-    lua_getfield(L, lua_upvalueindex(1), key);
-    bool own = !lua_isnil(L, -1) && !(s->kind == Kind::udp && std::strcmp(key, "accept") == 0);
-    if (own) return 1;
-    lua_pop(L, 1);
     push_class_method(L, s, key);
     if (!lua_isnil(L, -1)) return 1;
     lua_pop(L, 1);
@@ -388,7 +364,7 @@ int l_index(lua_State* L) {
   lua_getfield(L, -1, key);
   if (!lua_isfunction(L, -1)) return 1;
   lua_insert(L, -2);  // function, object
-  lua_pushcclosure(L, l_forward, 2);
+  lua_pushcclosure(L, protect<l_forward>, 2);
   return 1;
 }
 
@@ -430,6 +406,26 @@ void new_weak_table(lua_State* L, const char* name, const char* mode) {
 
 }  // namespace
 
+// close(): the engine first (waiters wake with nil, "closed"; the poller lets go of the
+// descriptor while it is still open), then the object, which owns the descriptor.
+void wrapped_close(LSocket* s) {
+  s->sock->close();
+  call_on_object(s->wrapped->T, "close", 0, 0);
+}
+
+// setfd(fd): both agree on the new descriptor (neither closes the old one, as in LuaSocket).
+void wrapped_setfd(LSocket* s, int fd) {
+  s->sock->detach();
+  call_setfd(s->wrapped->T, fd);
+  if (fd >= 0) borrow(s, fd);
+}
+
+int wrapped_accept(lua_State* L, LSocket* s) {
+  auto* op = new AcceptOp(*s->rt, s);
+  op->anchor(L, 1);
+  return op->settle(L, s->sock->submit(*op, Direction::read, s->timeout()));
+}
+
 // The object's class follows the wrapper's role (set_role: connect, listen, setpeername).
 void wrapped_role(LSocket* s) {
   Wrapped* w = s->wrapped;
@@ -451,28 +447,21 @@ void register_wrap(lua_State* L) {
   luaL_newmetatable(L, kMeta);
   lua_pushboolean(L, 1);
   lua_setfield(L, -2, "__corio_socket");
-  lua_pushcfunction(L, l_gc);
+  lua_pushcfunction(L, protect<l_gc>);
   lua_setfield(L, -2, "__gc");
-  lua_pushcfunction(L, l_tostring);
+  lua_pushcfunction(L, protect<l_tostring>);
   lua_setfield(L, -2, "__tostring");
 #if LUA_VERSION_NUM >= 504
-  lua_pushcfunction(L, l_close);
+  lua_pushcfunction(L, protect<l_close>);
   lua_setfield(L, -2, "__close");
 #endif
-  lua_createtable(L, 0, 3);  // the wrapper's own methods: __index's upvalue
-  lua_pushcfunction(L, l_close);
-  lua_setfield(L, -2, "close");
-  lua_pushcfunction(L, l_setfd);
-  lua_setfield(L, -2, "setfd");
-  lua_pushcfunction(L, l_accept);
-  lua_setfield(L, -2, "accept");
-  lua_pushcclosure(L, l_index, 1);
+  lua_pushcfunction(L, protect<l_index>);
   lua_setfield(L, -2, "__index");
-  lua_pushcfunction(L, l_newindex);
+  lua_pushcfunction(L, protect<l_newindex>);
   lua_setfield(L, -2, "__newindex");
   lua_pop(L, 1);
   lua_pushvalue(L, -2);
-  lua_pushcclosure(L, l_wrap, 1);
+  lua_pushcclosure(L, protect<l_wrap>, 1);
   lua_setfield(L, -2, "wrap");
 }
 

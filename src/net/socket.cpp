@@ -69,15 +69,19 @@ void Socket::adopt(int fd) {
 }
 
 std::error_code Socket::renew(int family, int type) {
+  int old = fd_;
+  release_fd();
+  if (old >= 0 && owner_) ::close(old);
   int fd = open(family, type);
-  if (fd < 0) return {-fd, std::generic_category()};
+  if (fd < 0) {
+    if (owner_) owner_->replaced(-1);
+    return {-fd, std::generic_category()};
+  }
   if (family == AF_INET6) {
     int on = 1;  // as LuaSocket: an inet6 socket is IPv6 only
     ::setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof on);
   }
-  int old = fd_;
-  release_fd();  // a borrowed one stays open: its owner closes it when told
-  if (owner_) owner_->replaced(old, fd);
+  if (owner_) owner_->replaced(fd);
   adopt(fd);
   if (setup_) {
     for (const auto& o : setup_->options)  // one that does not fit the new family is skipped

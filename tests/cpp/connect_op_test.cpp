@@ -173,6 +173,7 @@ TEST_F(ConnectOpTest, AConnectedSocketAnswersAlreadyConnectedAndKeepsItsConnecti
   Probe op;
   ConnectOp::Target t;
   t.address = live.address;
+  t.family = AF_INET;  // a socket of a set family keeps its descriptor (tcp() would not)
   ASSERT_TRUE(run_op(loop, so, op, t, 2s));
   ASSERT_FALSE(op.error) << op.error.message();
   int fd = so.fd();

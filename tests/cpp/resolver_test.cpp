@@ -125,15 +125,16 @@ TEST_F(ResolverTest, NumericIPv6IsDeliveredFromTheLoop) {
   EXPECT_EQ(res->addrs[0].to_string(), "[2001:db8::1]:443");
 }
 
-TEST_F(ResolverTest, NumericOfTheOtherFamilyIsNotFound) {
+// getaddrinfo's EAI_ADDRFAMILY: "Address family for hostname not supported" (LuaSocket's words).
+TEST_F(ResolverTest, NumericOfTheOtherFamilyIsAnAddressFamilyError) {
   Resolver r(loop);
   std::optional<Result> v4as6, v6as4;
   r.resolve("127.0.0.1", 1, AF_INET6, store(v4as6));
   r.resolve("::1", 1, AF_INET, store(v6as4));
   loop.run();
   ASSERT_TRUE(v4as6 && v6as4);
-  EXPECT_EQ(v4as6->ec, ResolveError::not_found);
-  EXPECT_EQ(v6as4->ec, ResolveError::not_found);
+  EXPECT_EQ(v4as6->ec, ResolveError::address_family);
+  EXPECT_EQ(v6as4->ec, ResolveError::address_family);
   EXPECT_TRUE(v4as6->addrs.empty());
 }
 

@@ -144,12 +144,21 @@ describe("corio tcp", function()
     end)
 
     it("bind reports a bad port with getaddrinfo's words, and takes a service name", function()
-      for _, bad in ipairs({ 70000, -1, "", "no-such-service" }) do
+      for _, bad in ipairs({ -1, "no-such-service", "8O" }) do
         local m = corio.tcp()
         assert.same({ nil, "service not supported for socket type" }, { m:bind("127.0.0.1", bad) }, tostring(bad))
         assert.equal("tcp{master}", m.class)
         m:close()
       end
+      -- as glibc's getaddrinfo (so LuaSocket): digits modulo 65536, "" is port 0
+      local m70000 = corio.tcp()
+      assert.same({ 1 }, { m70000:bind("127.0.0.1", 70000) })
+      local m0 = corio.tcp()
+      assert.same({ 1 }, { m0:bind("127.0.0.1", "") })
+      assert.equal("4464", select(2, m70000:getsockname()))
+      assert.not_equal("0", select(2, m0:getsockname()))
+      m70000:close()
+      m0:close()
       local m = corio.tcp()
       local ok, err = m:bind("127.0.0.1", "ircd")  -- 6667 in /etc/services
       if ok then

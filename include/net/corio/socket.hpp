@@ -76,10 +76,10 @@ class Transport {
 class Socket : public ListedHandle {
  public:
   // The owner of a borrowed descriptor (a LuaSocket object that corio.wrap wraps): told when
-  // the socket replaces the descriptor (renew), so it can close the old one and take the new.
+  // the socket replaced the descriptor (renew), so it takes the new one.
   class Owner {
    public:
-    virtual void replaced(int old_fd, int new_fd) = 0;
+    virtual void replaced(int new_fd) = 0;
 
    protected:
     ~Owner() = default;
@@ -106,9 +106,10 @@ class Socket : public ListedHandle {
   // Borrowed descriptors from now on: close() and the destructor leave them open, and
   // renew() hands replacements to the owner.
   void set_owner(Owner* owner) noexcept { owner_ = owner; }
-  // Replaces the descriptor by a fresh one of family/type (the old one closed, or given to
-  // the owner), with the options set through set_option() and an explicit bind() applied
-  // again. A connect attempt after a failed one needs it: such a socket is not reusable.
+  // Replaces the descriptor by a fresh one of family/type, with the options set through
+  // set_option() and an explicit bind() applied again. The old one is closed first, borrowed
+  // or not, as LuaSocket destroys it (so the new one may get its number). A connect attempt
+  // after a failed one needs it: such a socket is not reusable.
   std::error_code renew(int family, int type);
   // setsockopt, remembered for renew().
   std::error_code set_option(int level, int name, const void* value, socklen_t len);
