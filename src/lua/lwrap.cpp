@@ -84,7 +84,14 @@ bool parse_class(const char* c, Kind& k, Role& r) {
   return false;
 }
 
+// Pushes the object (nil if gone) with room for kRoom more values above it: the calls on T
+// nest (an object's close closing its wrapper), and a thread's stack does not grow by itself.
+constexpr int kRoom = 8;
 void push_object(lua_State* T) {
+  if (!lua_checkstack(T, kRoom + 2)) {  // cannot grow: the object is as good as gone
+    lua_pushnil(T);
+    return;
+  }
   lua_getfield(T, LUA_REGISTRYINDEX, kObjects);
   lua_pushlightuserdata(T, T);
   lua_rawget(T, -2);
@@ -108,6 +115,7 @@ bool call_on_object(lua_State* T, const char* method, int nargs, int nres) {
 }
 
 void call_setfd(lua_State* T, int fd) {
+  if (!lua_checkstack(T, 1)) return;
   lua_pushinteger(T, fd);
   call_on_object(T, "setfd", 1, 0);
 }
@@ -294,6 +302,7 @@ class AcceptOp final : public SocketOp<> {
   int push(lua_State* L) override {
     if (error) return push_error(L, error);
     lua_State* T = server_->wrapped->T;
+    if (!lua_checkstack(T, kRoom)) return push_error(L, std::make_error_code(std::errc::not_enough_memory));
     int top = lua_gettop(T);
     bool unix_stream = server_->kind == Kind::unix_stream;
     // socket.tcp(), or socket.unix.stream() (which makes a descriptor of its own: closed first)
