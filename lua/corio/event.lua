@@ -1,4 +1,4 @@
--- corio.event: the LuaEvents event container (seeds/luaevents-event-spec.txt).
+-- corio.event: the LuaEvents event container (the LuaEvents event spec).
 --   local event = require "corio.event"
 --   local ev = event.newset()
 --   ev:add("t", 1.5, "hello"); for id, reason, source, context in ev(true) do ... end

@@ -1,4 +1,4 @@
-// The LuaEvents event container (seeds/luaevents-event-spec.txt, the modified form:
+// The LuaEvents event container (the LuaEvents event spec, its modified form:
 // one context object and a timeout per event) on the thread's corio Loop.
 //
 // Every event owns its loop registrations (Timer, IoWatch, SignalWatch). When one fires,

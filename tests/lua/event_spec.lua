@@ -1,4 +1,4 @@
--- corio.event: the LuaEvents container API (seeds/luaevents-event-spec.txt, modified form:
+-- corio.event: the LuaEvents container API (the LuaEvents event spec, modified form:
 -- one context object and a timeout per event). Virtual events, timers, timeouts, ids,
 -- set/trigger/once/del, and the seed's own example. Blocking modes, stop/clear: see
 -- event_blocking_spec.lua; descriptors: event_io_spec.lua; signals: event_signal_spec.lua.
