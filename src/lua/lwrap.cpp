@@ -71,15 +71,22 @@ void set_object(lua_State* L, lua_State* T) {
 // LuaSocket's class names, which are also its registry names.
 const char* luasocket_class(Kind k, Role r) { return class_name(k, r); }
 
+// LuaSocket's classes, as corio knows them.
+const struct {
+  Kind kind;
+  Role role;
+} kClasses[] = {
+    {Kind::tcp, Role::master},         {Kind::tcp, Role::client},         {Kind::tcp, Role::server},
+    {Kind::udp, Role::unconnected},    {Kind::udp, Role::connected},      {Kind::unix_stream, Role::master},
+    {Kind::unix_stream, Role::client}, {Kind::unix_stream, Role::server},
+};
+
 bool parse_class(const char* c, Kind& k, Role& r) {
-  for (Kind kind : {Kind::tcp, Kind::udp, Kind::unix_stream})
-    for (Role role : {Role::master, Role::client, Role::server, Role::unconnected, Role::connected}) {
-      if ((kind == Kind::udp) != (role == Role::unconnected || role == Role::connected)) continue;
-      if (std::strcmp(c, luasocket_class(kind, role)) == 0) {
-        k = kind;
-        r = role;
-        return true;
-      }
+  for (const auto& cls : kClasses)
+    if (std::strcmp(c, luasocket_class(cls.kind, cls.role)) == 0) {
+      k = cls.kind;
+      r = cls.role;
+      return true;
     }
   return false;
 }
@@ -203,26 +210,24 @@ int l_object_close(lua_State* L) {
 
 // Once per LuaSocket class present: its close goes through l_object_close.
 void patch_luasocket_close(lua_State* L) {
-  for (Kind k : {Kind::tcp, Kind::udp, Kind::unix_stream})
-    for (Role r : {Role::master, Role::client, Role::server, Role::unconnected, Role::connected}) {
-      if ((k == Kind::udp) != (r == Role::unconnected || r == Role::connected)) continue;
-      luaL_getmetatable(L, luasocket_class(k, r));
+  for (const auto& cls : kClasses) {
+    luaL_getmetatable(L, luasocket_class(cls.kind, cls.role));
+    if (lua_istable(L, -1)) {
+      lua_getfield(L, -1, "__index");
       if (lua_istable(L, -1)) {
-        lua_getfield(L, -1, "__index");
-        if (lua_istable(L, -1)) {
-          lua_getfield(L, -1, "close");
-          if (lua_isfunction(L, -1) && lua_tocfunction(L, -1) != protect<l_object_close>) {
-            lua_getfield(L, LUA_REGISTRYINDEX, kWrappers);
-            lua_pushcclosure(L, protect<l_object_close>, 2);
-            lua_setfield(L, -2, "close");
-          } else {
-            lua_pop(L, 1);
-          }
+        lua_getfield(L, -1, "close");
+        if (lua_isfunction(L, -1) && lua_tocfunction(L, -1) != protect<l_object_close>) {
+          lua_getfield(L, LUA_REGISTRYINDEX, kWrappers);
+          lua_pushcclosure(L, protect<l_object_close>, 2);
+          lua_setfield(L, -2, "close");
+        } else {
+          lua_pop(L, 1);
         }
-        lua_pop(L, 1);
       }
       lua_pop(L, 1);
     }
+    lua_pop(L, 1);
+  }
 }
 
 // Replaces the LuaSocket object at the top of L's stack by its wrapper, or by nil, message.
