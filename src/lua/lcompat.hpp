@@ -98,6 +98,21 @@ inline int file_descriptor(lua_State* L, int idx) {
 #endif
 }
 
+// Makes L (running the calling C function) LuaJIT's current thread again before that
+// function raises. After a lua_resume LuaJIT's current thread stays the resumed one until
+// the function returns; an error that a pcall catches leaves it there (LuaJIT before
+// 2023-09, issue #1066), and the caller's next trace exit rebuilds its frames on that
+// thread: a crash (docs/architecture.md, "Lua threads"). lua_cpcall makes L current on
+// entry, so even its own failure (out of memory) leaves L current.
+inline void make_current(lua_State* L) {
+#if LUA_VERSION_NUM < 504  // LuaJIT
+  if (!lua_checkstack(L, 3)) return;  // no room for lua_cpcall's frame: out of memory
+  if (lua_cpcall(L, [](lua_State*) { return 0; }, nullptr) != 0) lua_pop(L, 1);
+#else
+  (void)L;  // Lua 5.4 keeps no such state: lua_resume's caller stays the running thread
+#endif
+}
+
 inline int abs_index(lua_State* L, int idx) {
   return idx > 0 || idx <= LUA_REGISTRYINDEX ? idx : lua_gettop(L) + idx + 1;
 }

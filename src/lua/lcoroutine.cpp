@@ -36,6 +36,7 @@ int fail(lua_State* L, lua_State* co, bool wrap, int level) {
     lua_insert(L, -2);
     return 2;
   }
+  make_current(L);  // co may have just run: the error must not leave LuaJIT on co
 #if LUA_VERSION_NUM >= 504
   int status = lua_status(co);
   if (status != LUA_OK && status != LUA_YIELD) {  // an error in the coroutine
@@ -144,10 +145,10 @@ int pass_down(lua_State* L, lua_State* co, bool wrap, bool flag, int level) {
   return run(L, co, n, id, wrap, flag, level);
 }
 
-// Marks L as waiting on the wait co waits on (passed up from co).
-void push_up_marks(lua_State* L, lua_State* co) {
+// Marks L as waiting on the wait co waits on (passed up from co); returns how many marks.
+int push_up_marks(lua_State* L, lua_State* co) {
   lua_Integer id = wait_id(co);
-  push_marks(L, id == marks::kSuspended ? marks::kSuspendedUp : id);
+  return push_marks(L, id == marks::kSuspended ? marks::kSuspendedUp : id);
 }
 
 #if LUA_VERSION_NUM >= 504
@@ -158,8 +159,7 @@ int resume_k(lua_State* L, int status, lua_KContext wrap);
 
 int wait_or_return(lua_State* L, lua_State* co, int n, bool wrap) {
   if (n != kPassUp) return n;
-  push_up_marks(L, co);
-  return lua_yieldk(L, 2, wrap, resume_k);
+  return lua_yieldk(L, push_up_marks(L, co), wrap, resume_k);
 }
 
 lua_State* wrapped_coroutine(lua_State* L) { return lua_tothread(L, lua_upvalueindex(2)); }
@@ -261,8 +261,7 @@ int l_wrap_resume(lua_State* L) { return passed_up(L, start(L, lua_tothread(L, 1
 int l_up(lua_State* L) {
   lua_State* co = lua_tothread(L, 1);
   lua_settop(L, 0);
-  push_up_marks(L, co);
-  return lua_yield(L, 2);
+  return lua_yield(L, push_up_marks(L, co));
 }
 
 // down(co, results...): this thread was woken out of up() with results for co.

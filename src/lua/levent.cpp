@@ -493,6 +493,7 @@ void run_cycle(EventSet* set, const Iteration& it) {
           wait = std::max(Duration::zero(), *deadline - Loop::now());
       }
       set->loop.run_once(wait);
+      if (set->loop.error()) break;  // broken for good: l_collect raises
       if (!set->ready.empty() || it.gen <= set->stopped || set->events.empty()) break;
       if (wait == Duration::zero() || (deadline && Loop::now() >= *deadline)) break;
     }
@@ -616,6 +617,7 @@ int l_collect(lua_State* L) {
     return (new CollectOp(set, *it))->wait(L);
   }
   run_cycle(set, *it);
+  if (set->loop.error()) return loop_failed(L, set->loop);
   for (auto id : set->ready) set->batch.push_back(id);
   set->ready.clear();
   return 0;

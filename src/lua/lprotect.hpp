@@ -27,6 +27,7 @@ int protect(lua_State* L) {
   } catch (const std::exception& e) {
     std::snprintf(what, sizeof what, "%s", e.what());
   }
+  make_current(L);  // f may have run the loop or resumed a thread (lcompat.hpp)
   if (memory) {
     lua_pushliteral(L, "not enough memory");
     return lua_error(L);

@@ -50,6 +50,13 @@ void pop_marks(lua_State* co) noexcept {
   lua_pop(co, id >= marks::kFirstOperation ? 1 : id == marks::kSuspended ? 3 : 2);
 }
 
+int loop_failed(lua_State* L, const Loop& loop) {
+  char why[128];
+  std::snprintf(why, sizeof why, "%s", loop.error().message().c_str());
+  make_current(L);  // the loop may have resumed threads
+  return luaL_error(L, "corio: the event loop failed: %s", why);
+}
+
 bool idle_runner(lua_State* co) noexcept {
   return lua_status(co) == LUA_YIELD && lua_gettop(co) == 1 && lua_touserdata(co, -1) == &kRunnerIdle;
 }
@@ -92,10 +99,16 @@ int Operation::wait(lua_State* L) {
   if (!lua_isyieldable(L)) {  // block here, running the loop, until the operation completes
     L_ = L;
     blocking_ = true;
-    while (!done_) rt_.loop.run_once();
+    Loop& loop = rt_.loop;
+    while (!done_ && !loop.error()) loop.run_once();  // a failed loop never completes it
+    bool done = done_;
     int n = nresults_;
     delete this;
-    if (n < 0) return luaL_error(L, "not enough memory for the results of a wait");
+    if (!done) return loop_failed(L, loop);
+    if (n < 0) {
+      make_current(L);  // the loop ran other threads meanwhile
+      return luaL_error(L, "not enough memory for the results of a wait");
+    }
     return n;
   }
   lua_State* root = rt_.wait_root(L);
@@ -585,7 +598,9 @@ int l_step(lua_State* L) {
   std::optional<Duration> timeout;
   if (!lua_isnoneornil(L, 1)) timeout = from_seconds(luaL_checknumber(L, 1));
   if (!timeout && !rt.loop.alive()) timeout = Duration::zero();
-  lua_pushboolean(L, rt.loop.run_once(timeout));
+  bool ran = rt.loop.run_once(timeout);
+  if (rt.loop.error()) return loop_failed(L, rt.loop);  // else a caller's step loop would spin
+  lua_pushboolean(L, ran);
   return 1;
 }
 

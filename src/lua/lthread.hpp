@@ -55,6 +55,9 @@ void pop_marks(lua_State* co) noexcept;
 // Whether co is a timer runner waiting for its next callback (its mark: the idle value it
 // yielded).
 bool idle_runner(lua_State* co) noexcept;
+// Raises "corio: the event loop failed: <why>" on L, which ran the loop: a loop whose
+// poller failed is broken for good, so whoever waits on it must not run it again.
+int loop_failed(lua_State* L, const Loop& loop);
 // An operation a Lua thread waits on. Subclasses own their timers and watches; the
 // runtime owns pending operations so that closing the Lua state cancels them.
 class Operation {

@@ -308,3 +308,50 @@ describe("coroutine.resume and coroutine.wrap with corio loaded", function()
     assert.matches("same\nstatus 0", out, 1, true)
   end)
 end)
+
+describe("an error out of a coroutine corio resumed, caught by pcall", function()
+  -- corio's resume and wrap are C code that resumes the coroutine and, for a failed
+  -- generator, raises its error. LuaJIT (before 2023-09) then went on taking the dead
+  -- coroutine for the running thread: the first exit from a compiled trace after the pcall
+  -- rebuilt the caller's frames on that thread and crashed the interpreter. A hot loop with
+  -- a branch right after each pcall (before any C function returns) takes such exits.
+  local with_hot_loop = [[
+    local corio = require "corio"
+    local function spin()
+      local s = 0
+      for j = 1, 200 do
+        if j % 3 == 0 then s = s + 1 else s = s - 1 end
+      end
+      return s
+    end
+  ]]
+
+  it("leaves the caller running: a generator failing at once (in a child)", function()
+    local out = S.child(with_hot_loop .. [[
+      for _ = 1, 200 do
+        local ok, err = pcall(coroutine.wrap(function() error("boom") end))
+        spin()
+        assert(not ok and err:find("boom", 1, true), err)
+      end
+      print("ok")
+    ]])
+    assert.matches("ok\nstatus 0", out, 1, true)
+  end)
+
+  it("leaves the caller running: a generator failing after a wait, in a corio thread (in a child)", function()
+    local out = S.child(with_hot_loop .. [[
+      corio.run(function()
+        for _ = 1, 100 do
+          local ok, err = pcall(coroutine.wrap(function()
+            corio.sleep(0)
+            error("boom")
+          end))
+          spin()
+          assert(not ok and err:find("boom", 1, true), err)
+        end
+        print("ok")
+      end)
+    ]])
+    assert.matches("ok\nstatus 0", out, 1, true)
+  end)
+end)
