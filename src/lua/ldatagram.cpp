@@ -57,8 +57,8 @@ int receive(lua_State* L, LSocket* s, bool with_from) {
 }
 
 // receive([size]): any udp class; receivefrom([size]) -> datagram, ip, port: unconnected only.
-int l_receive(lua_State* L) { return receive(L, check_socket(L, 1), false); }
-int l_receivefrom(lua_State* L) { return receive(L, check_role(L, 1, Role::unconnected), true); }
+int l_receive(lua_State* L) { return receive(L, check_socket<Kind::udp>(L, 1), false); }
+int l_receivefrom(lua_State* L) { return receive(L, check_role<Kind::udp>(L, 1, Role::unconnected), true); }
 
 class SendToOp final : public SocketOp<> {
  public:
@@ -95,7 +95,7 @@ int send(lua_State* L, LSocket* s, const char* data, std::size_t len, std::optio
 
 // connected:send(datagram) -> bytes sent
 int l_send(lua_State* L) {
-  LSocket* s = check_role(L, 1, Role::connected);
+  LSocket* s = check_role<Kind::udp>(L, 1, Role::connected);
   size_t len;
   const char* data = luaL_checklstring(L, 2, &len);
   return send(L, s, data, len, std::nullopt);
@@ -125,7 +125,7 @@ std::optional<Address> numeric_address(lua_State* L, const char* ip, const char*
 // unconnected:sendto(datagram, ip, port): ip is numeric, as in LuaSocket. A udp() socket
 // gets its descriptor now.
 int l_sendto(lua_State* L) {
-  LSocket* s = check_role(L, 1, Role::unconnected);
+  LSocket* s = check_role<Kind::udp>(L, 1, Role::unconnected);
   size_t len;
   const char* data = luaL_checklstring(L, 2, &len);
   const char* ip = luaL_checkstring(L, 3);
@@ -141,7 +141,7 @@ int l_sendto(lua_State* L) {
 
 // setpeername(address, port): any udp class; "*" goes back to unconnected.
 int l_setpeername(lua_State* L) {
-  LSocket* s = check_socket(L, 1);
+  LSocket* s = check_socket<Kind::udp>(L, 1);
   const char* host = luaL_checkstring(L, 2);
   if (std::strcmp(host, "*") != 0) return address_call(L, s, 2, false);
   sockaddr sa{};
@@ -153,7 +153,7 @@ int l_setpeername(lua_State* L) {
 }
 
 // unconnected:setsockname(address, port)
-int l_setsockname(lua_State* L) { return address_call(L, check_role(L, 1, Role::unconnected), 2, true); }
+int l_setsockname(lua_State* L) { return address_call(L, check_role<Kind::udp>(L, 1, Role::unconnected), 2, true); }
 
 }  // namespace
 

@@ -9,6 +9,7 @@
 
 #include <cerrno>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -41,22 +42,25 @@ const char* group_name(Kind k) { return k == Kind::tcp ? "tcp{any}" : k == Kind:
 
 // close(): wakes every thread waiting on the socket (a connect still resolving its name
 // too) with nil, "closed"; the object stays valid.
+template <Kind K>
 int l_close(lua_State* L) {
-  close_socket(check_socket(L, 1));
+  close_socket(check_socket<K>(L, 1));
   lua_pushnumber(L, 1);
   return 1;
 }
 
+template <Kind K>
 int l_getfd(lua_State* L) {
-  lua_pushnumber(L, check_socket(L, 1)->sock->fd());
+  lua_pushnumber(L, check_socket<K>(L, 1)->sock->fd());
   return 1;
 }
 
 // setfd(fd): "very dangerous" in LuaSocket's words. The old descriptor is left open (its
 // new owner's: setfd(-1) hands a descriptor over) and what was buffered stays; threads
 // waiting on the old one wake with "closed".
+template <Kind K>
 int l_setfd(lua_State* L) {
-  LSocket* s = check_socket(L, 1);
+  LSocket* s = check_socket<K>(L, 1);
   auto fd = static_cast<int>(luaL_checknumber(L, 2));
   if (s->wrapped) {
     wrapped_setfd(s, fd);
@@ -68,24 +72,26 @@ int l_setfd(lua_State* L) {
 }
 
 // True when a receive can be served from what is already buffered.
+template <Kind K>
 int l_dirty(lua_State* L) {
-  lua_pushboolean(L, !check_socket(L, 1)->sock->input().empty());
+  lua_pushboolean(L, !check_socket<K>(L, 1)->sock->input().empty());
   return 1;
 }
 
 // settimeout(seconds [, "b" | "t"]): the block and total timeouts, kept apart as LuaSocket
 // keeps them; nil or negative: none.
+template <Kind K>
 int l_settimeout(lua_State* L) {
-  LSocket* s = check_socket(L, 1);
+  LSocket* s = check_socket<K>(L, 1);
   double t = luaL_optnumber(L, 2, -1);
   const char* mode = luaL_optstring(L, 3, "b");
   switch (*mode) {
     case 'b':
-      s->block = t;
+      s->set_timeouts(t, s->total);
       break;
     case 'r':
     case 't':
-      s->total = t;
+      s->set_timeouts(s->block, t);
       break;
     default:
       return luaL_argerror(L, 3, "invalid timeout mode");
@@ -94,29 +100,33 @@ int l_settimeout(lua_State* L) {
   return 1;
 }
 
+template <Kind K>
 int l_gettimeout(lua_State* L) {
-  LSocket* s = check_socket(L, 1);
+  LSocket* s = check_socket<K>(L, 1);
   lua_pushnumber(L, s->block);
   lua_pushnumber(L, s->total);
   return 2;
 }
 
 // tcp and unixstream clients (as LuaSocket), and udp sockets (corio's own).
+template <Kind K>
 LSocket* check_stats(lua_State* L) {
-  LSocket* s = check_socket(L, 1);
-  return s->kind == Kind::udp ? s : check_role(L, 1, Role::client);
+  if constexpr (K == Kind::udp) return check_socket<K>(L, 1);
+  return check_role<K>(L, 1, Role::client);
 }
 
+template <Kind K>
 int l_getstats(lua_State* L) {
-  LSocket* s = check_stats(L);
+  LSocket* s = check_stats<K>(L);
   lua_pushnumber(L, static_cast<lua_Number>(s->sock->bytes_in));
   lua_pushnumber(L, static_cast<lua_Number>(s->sock->bytes_out));
   lua_pushnumber(L, to_seconds(Loop::now() - s->created));
   return 3;
 }
 
+template <Kind K>
 int l_setstats(lua_State* L) {
-  LSocket* s = check_stats(L);
+  LSocket* s = check_stats<K>(L);
   s->sock->bytes_in = static_cast<std::uint64_t>(luaL_optnumber(L, 2, static_cast<lua_Number>(s->sock->bytes_in)));
   s->sock->bytes_out = static_cast<std::uint64_t>(luaL_optnumber(L, 3, static_cast<lua_Number>(s->sock->bytes_out)));
   if (lua_isnumber(L, 4)) s->created = Loop::now() - from_seconds(lua_tonumber(L, 4));
@@ -145,15 +155,17 @@ int name_of(lua_State* L, LSocket* s, bool peer) {
   return 3;
 }
 
-int l_getsockname(lua_State* L) { return name_of(L, check_socket(L, 1), false); }
+template <Kind K>
+int l_getsockname(lua_State* L) { return name_of(L, check_socket<K>(L, 1), false); }
+template <Kind K>
 int l_getpeername(lua_State* L) {
-  LSocket* s = check_socket(L, 1);
-  if (s->kind == Kind::udp) check_role(L, 1, Role::connected);
+  LSocket* s = K == Kind::udp ? check_role<K>(L, 1, Role::connected) : check_socket<K>(L, 1);
   return name_of(L, s, true);
 }
 
+template <Kind K>
 int l_getfamily(lua_State* L) {
-  LSocket* s = check_socket(L, 1);
+  LSocket* s = check_socket<K>(L, 1);
   lua_pushstring(L, s->kind == Kind::unix_stream ? "unix" : s->family == AF_INET6 ? "inet6" : "inet4");
   return 1;
 }
@@ -166,8 +178,9 @@ double check_rate(lua_State* L, int idx) {
 }
 
 // setthrottle(receive_bps, send_bps): nil for a direction means unlimited.
+template <Kind K>
 int l_setthrottle(lua_State* L) {
-  LSocket* s = check_socket(L, 1);
+  LSocket* s = check_socket<K>(L, 1);
   double rx = check_rate(L, 2), tx = check_rate(L, 3);
   s->sock->throttle(Direction::read).set_rate(rx, Loop::now());
   s->sock->throttle(Direction::write).set_rate(tx, Loop::now());
@@ -176,8 +189,9 @@ int l_setthrottle(lua_State* L) {
 }
 
 // getthrottle() -> receive_bps, send_bps (nil: unlimited), so one direction can be changed alone.
+template <Kind K>
 int l_getthrottle(lua_State* L) {
-  LSocket* s = check_socket(L, 1);
+  LSocket* s = check_socket<K>(L, 1);
   for (Direction d : {Direction::read, Direction::write}) {
     double rate = s->sock->throttle(d).rate();
     if (rate > 0)
@@ -202,8 +216,15 @@ int l_nameservers(lua_State* L) {
   return push_status(L, Resolver::of(runtime(L).loop).set_servers(list));
 }
 
+#if LUA_VERSION_NUM >= 504
+int l_close_any(lua_State* L) {  // __close
+  close_socket(check_any_socket(L, 1));
+  return 0;
+}
+#endif
+
 int l_tostring(lua_State* L) {
-  LSocket* s = check_socket(L, 1);
+  LSocket* s = check_any_socket(L, 1);
   lua_pushfstring(L, "%s: %p", class_name(s->kind, s->role), static_cast<void*>(s));
   return 1;
 }
@@ -217,14 +238,29 @@ int l_gc(lua_State* L) {
   return 0;
 }
 
-const luaL_Reg kCommon[] = {
-    {"close", protect<l_close>},           {"getfd", protect<l_getfd>},           {"setfd", protect<l_setfd>},
-    {"dirty", protect<l_dirty>},           {"settimeout", protect<l_settimeout>}, {"gettimeout", protect<l_gettimeout>},
-    {"setoption", protect<l_setoption>},   {"getoption", protect<l_getoption>},   {"getsockname", protect<l_getsockname>},
-    {"getpeername", protect<l_getpeername>}, {"getfamily", protect<l_getfamily>}, {"setthrottle", protect<l_setthrottle>},
-    {"getthrottle", protect<l_getthrottle>}, {"getstats", protect<l_getstats>},   {"setstats", protect<l_setstats>},
+template <Kind K>
+constexpr luaL_Reg kCommon[] = {
+    {"close", protect<l_close<K>>},
+    {"getfd", protect<l_getfd<K>>},
+    {"setfd", protect<l_setfd<K>>},
+    {"dirty", protect<l_dirty<K>>},
+    {"settimeout", protect<l_settimeout<K>>},
+    {"gettimeout", protect<l_gettimeout<K>>},
+    {"setoption", protect<l_setoption<K>>},
+    {"getoption", protect<l_getoption<K>>},
+    {"getsockname", protect<l_getsockname<K>>},
+    {"getpeername", protect<l_getpeername<K>>},
+    {"getfamily", protect<l_getfamily<K>>},
+    {"setthrottle", protect<l_setthrottle<K>>},
+    {"getthrottle", protect<l_getthrottle<K>>},
+    {"getstats", protect<l_getstats<K>>},
+    {"setstats", protect<l_setstats<K>>},
     {nullptr, nullptr},
 };
+
+const luaL_Reg* common_methods(Kind k) {
+  return k == Kind::tcp ? kCommon<Kind::tcp> : k == Kind::udp ? kCommon<Kind::udp> : kCommon<Kind::unix_stream>;
+}
 
 // One metatable per class; as in LuaSocket every class of a kind has all the kind's methods,
 // and those meant for another class raise LuaSocket's error.
@@ -235,16 +271,15 @@ void new_class(lua_State* L, Kind k, Role r) {
   lua_pushcfunction(L, protect<l_gc>);
   lua_setfield(L, -2, "__gc");
 #if LUA_VERSION_NUM >= 504
-  lua_pushcfunction(L, protect<l_close>);  // like close(): waiters wake with "closed", the object stays valid
+  lua_pushcfunction(L, protect<l_close_any>);  // like close(): waiters wake with "closed", the object stays valid
   lua_setfield(L, -2, "__close");
 #endif
   lua_pushcfunction(L, protect<l_tostring>);
   lua_setfield(L, -2, "__tostring");
   lua_newtable(L);  // methods; the runtime is at -3
-  for (const luaL_Reg* set : {kCommon, k == Kind::udp ? kDatagramMethods : kStreamMethods}) {
+  for (const luaL_Reg* set : {common_methods(k), k == Kind::udp ? kDatagramMethods : stream_methods(k)}) {
     lua_pushvalue(L, -3);
-    lua_pushinteger(L, static_cast<lua_Integer>(k));
-    luaL_setfuncs(L, set, 2);
+    luaL_setfuncs(L, set, 1);
   }
   lua_pushstring(L, class_name(k, r));
   lua_setfield(L, -2, "class");
@@ -327,36 +362,24 @@ std::size_t check_bytes(lua_State* L, int idx) {
   return n >= 9007199254740992.0 ? SIZE_MAX : static_cast<std::size_t>(n);
 }
 
-std::optional<Duration> LSocket::timeout() const noexcept {
+void LSocket::set_timeouts(double block_s, double total_s) noexcept {
+  block = block_s;
+  total = total_s;
   double t = block >= 0 && (total < 0 || block < total) ? block : total;
-  if (!(t >= 0)) return std::nullopt;  // none (NaN too)
-  return from_seconds(t);
+  wait = t >= 0 ? std::optional<Duration>(from_seconds(t)) : std::nullopt;  // none for NaN too
 }
 
 const char* class_name(Kind k, Role r) { return registry_name(k, r) + 6; }
 
-// The kind of the running method (upvalue 2), or -1 for a function without one.
-int method_kind(lua_State* L) {
-  return lua_type(L, lua_upvalueindex(2)) == LUA_TNUMBER ? static_cast<int>(lua_tointeger(L, lua_upvalueindex(2))) : -1;
+void bad_socket(lua_State* L, int idx, Kind kind, std::optional<Role> role) {
+  luaL_argerror(L, idx, lua_pushfstring(L, "%s expected", role ? class_name(kind, *role) : group_name(kind)));
+  std::abort();  // not reached: luaL_argerror raises
 }
 
-LSocket* check_socket(lua_State* L, int idx) {
-  LSocket* s = to_magic_userdata<LSocket>(L, idx);  // LWrapped starts with an LSocket too
-  int kind = method_kind(L);
-  if (s && s->sock && (kind < 0 || static_cast<int>(s->kind) == kind)) return s;
-  luaL_argerror(L, idx, kind < 0 ? "corio socket expected"
-                                 : lua_pushfstring(L, "%s expected", group_name(static_cast<Kind>(kind))));
-  return nullptr;
-}
-
-// LuaSocket checks the class alone: anything else (another kind too) is "tcp{client} expected".
-LSocket* check_role(lua_State* L, int idx, Role role) {
+LSocket* check_any_socket(lua_State* L, int idx) {
   LSocket* s = to_magic_userdata<LSocket>(L, idx);
-  int kind = method_kind(L);
-  if (s && s->sock && s->role == role && (kind < 0 || static_cast<int>(s->kind) == kind)) return s;
-  Kind k = kind >= 0 ? static_cast<Kind>(kind) : s && s->sock ? s->kind : Kind::tcp;
-  luaL_argerror(L, idx, lua_pushfstring(L, "%s expected", class_name(k, role)));
-  return nullptr;
+  if (!s || !s->sock) luaL_argerror(L, idx, "corio socket expected");
+  return s;
 }
 
 LSocket* push_socket(lua_State* L, Runtime& rt, Kind kind, Role role, int family, int fd) {

@@ -33,6 +33,8 @@ struct LSocket {
   int family;
   double block = -1;  // settimeout(t, "b") and (t, "t"), as given: negative means none
   double total = -1;
+  std::optional<Duration> wait;  // the smaller of the two (LuaSocket measures both from the
+                                 // start of the call): the longest one call waits
   TimePoint created;
   Wrapped* wrapped = nullptr;  // set for corio.wrap(): the descriptor is the LuaSocket object's
 
@@ -42,9 +44,8 @@ struct LSocket {
   std::uint64_t magic = kMagic;
 
   bool has_fd() const noexcept { return sock->fd() >= 0; }
-  // The longest one call waits: the smaller of the block and total timeouts (LuaSocket
-  // measures both from the start of the call).
-  std::optional<Duration> timeout() const noexcept;
+  std::optional<Duration> timeout() const noexcept { return wait; }
+  void set_timeouts(double block_s, double total_s) noexcept;
 };
 
 // A Lua thread's wait on an engine operation (IoOp, or one built on it such as ConnectOp).
@@ -75,11 +76,24 @@ class SocketOp : public Engine, public Operation {
   int anchor_ = Anchors::kNone;
 };
 
-// The socket at idx, of the calling method's kind (its upvalue 2; any kind for a function
-// without it), or LuaSocket's "bad argument #1 to 'close' (tcp{any} expected)"; check_role
-// also wants a class ("... (tcp{client} expected)").
-LSocket* check_socket(lua_State* L, int idx);
-LSocket* check_role(lua_State* L, int idx, Role role);
+// Raises LuaSocket's "bad argument #1 to 'close' (tcp{any} expected)", or with a role
+// "... (tcp{client} expected)".
+[[noreturn]] void bad_socket(lua_State* L, int idx, Kind kind, std::optional<Role> role);
+// The socket at idx if it is of kind K (a method of K's classes: K is known when compiled, so
+// the check costs a compare), or of K and role; else LuaSocket's error.
+template <Kind K>
+[[gnu::always_inline]] inline LSocket* check_socket(lua_State* L, int idx) {
+  LSocket* s = to_magic_userdata<LSocket>(L, idx);  // LWrapped starts with an LSocket too
+  if (s && s->sock && s->kind == K) return s;
+  bad_socket(L, idx, K, std::nullopt);
+}
+template <Kind K>
+[[gnu::always_inline]] inline LSocket* check_role(lua_State* L, int idx, Role role) {  // LuaSocket checks the class alone
+  LSocket* s = to_magic_userdata<LSocket>(L, idx);
+  if (s && s->sock && s->kind == K && s->role == role) return s;
+  bad_socket(L, idx, K, role);
+}
+LSocket* check_any_socket(lua_State* L, int idx);  // of any kind (a wrapper's metamethods)
 // Creates a socket userdata of kind/role around fd (-1: none yet) and pushes it.
 LSocket* push_socket(lua_State* L, Runtime& rt, Kind kind, Role role, int family, int fd);
 void set_role(lua_State* L, int idx, LSocket* s, Role role);  // switches the class
@@ -99,12 +113,14 @@ int push_status(lua_State* L, std::error_code ec);
 // A byte count argument that may be math.huge (no bound: SIZE_MAX).
 std::size_t check_bytes(lua_State* L, int idx);
 
-// Method tables per kind (beside the methods every kind has) and their registration. Each
-// method has two upvalues: the runtime, and its kind (for LuaSocket's "tcp{any} expected").
+// Method tables per kind (beside the methods every kind has; the runtime is their upvalue)
+// and their registration.
 void register_sockets(lua_State* L);  // metatables + corio.tcp/udp/... into the module
-extern const luaL_Reg kStreamMethods[];
+const luaL_Reg* stream_methods(Kind kind);  // tcp, unixstream
 extern const luaL_Reg kDatagramMethods[];
+template <Kind K>
 int l_setoption(lua_State* L);
+template <Kind K>
 int l_getoption(lua_State* L);
 
 // bind / connect (setsockname / setpeername) through the engine's ConnectOp.

@@ -143,9 +143,10 @@ void check_table(lua_State* L) {
 
 }  // namespace
 
+template <Kind K>
 int l_setoption(lua_State* L) {
-  LSocket* s = check_socket(L, 1);
-  const Option& o = check_option(L, s->kind == Kind::tcp ? kTcpSet : s->kind == Kind::udp ? kUdpSet : kUnix);
+  LSocket* s = check_socket<K>(L, 1);
+  const Option& o = check_option(L, K == Kind::tcp ? kTcpSet : K == Kind::udp ? kUdpSet : kUnix);
   auto set = [L, s, &o](const void* v, socklen_t len) {
     if (s->sock->set_option(o.level, o.opt, v, len)) return failed(L, "setsockopt failed");  // whatever the reason
     lua_pushnumber(L, 1);
@@ -208,9 +209,10 @@ int l_setoption(lua_State* L) {
   return 0;
 }
 
+template <Kind K>
 int l_getoption(lua_State* L) {
-  LSocket* s = check_socket(L, 1);
-  const Option& o = check_option(L, s->kind == Kind::tcp ? kTcpGet : s->kind == Kind::udp ? kUdpGet : kUnixGet);
+  LSocket* s = check_socket<K>(L, 1);
+  const Option& o = check_option(L, K == Kind::tcp ? kTcpGet : K == Kind::udp ? kUdpGet : kUnixGet);
   int fd = s->sock->fd();
   switch (o.shape) {
     case Shape::boolean:
@@ -252,5 +254,12 @@ int l_getoption(lua_State* L) {
       return 0;
   }
 }
+
+template int l_setoption<Kind::tcp>(lua_State*);
+template int l_setoption<Kind::udp>(lua_State*);
+template int l_setoption<Kind::unix_stream>(lua_State*);
+template int l_getoption<Kind::tcp>(lua_State*);
+template int l_getoption<Kind::udp>(lua_State*);
+template int l_getoption<Kind::unix_stream>(lua_State*);
 
 }  // namespace corio::lua

@@ -111,8 +111,9 @@ int start_receive(lua_State* L, LSocket* s, std::optional<ReadRule> rule, std::s
 
 // client:receive([pattern [, prefix]]) as LuaSocket's: "*l" (default), "*a" or a count,
 // the prefix counted in it.
+template <Kind K>
 int l_receive(lua_State* L) {
-  LSocket* s = check_role(L, 1, Role::client);
+  LSocket* s = check_role<K>(L, 1, Role::client);
   size_t plen = 0;
   const char* prefix = luaL_optlstring(L, 3, "", &plen);
   ReadRule rule(ReadRule::Kind::line);
@@ -144,13 +145,14 @@ int l_receive(lua_State* L) {
 // client:receivesome([max [, prefix]]) -> 1..max bytes (default 65536) as soon as any are
 // available (corio's own: LuaSocket has no such pattern; a stream echo or proxy needs it).
 // Results as receive's.
+template <Kind K>
 int l_receivesome(lua_State* L) {
-  LSocket* s = check_role(L, 1, Role::client);
-  lua_Number max = luaL_optnumber(L, 2, static_cast<lua_Number>(kChunk));
+  LSocket* s = check_role<K>(L, 1, Role::client);
+  lua_Integer max = luaL_optinteger(L, 2, static_cast<lua_Integer>(kChunk));
   luaL_argcheck(L, max >= 1, 2, "must be positive");
   size_t plen = 0;
   const char* prefix = luaL_optlstring(L, 3, "", &plen);
-  std::size_t some = max >= static_cast<lua_Number>(kChunk) ? kChunk : static_cast<std::size_t>(max);
+  std::size_t some = max >= static_cast<lua_Integer>(kChunk) ? kChunk : static_cast<std::size_t>(max);
   return start_receive(L, s, std::nullopt, some, prefix, plen);
 }
 
@@ -193,8 +195,9 @@ class SendOp final : public SocketOp<> {
 };
 
 // client:send(data [, i [, j]]) -> as SendOp::push
+template <Kind K>
 int l_send(lua_State* L) {
-  LSocket* s = check_role(L, 1, Role::client);
+  LSocket* s = check_role<K>(L, 1, Role::client);
   size_t size;
   const char* data = luaL_checklstring(L, 2, &size);
   auto len = static_cast<long long>(size);
@@ -250,8 +253,9 @@ class AcceptOp final : public SocketOp<> {
   Duration backoff_{};
 };
 
+template <Kind K>
 int l_accept(lua_State* L) {
-  LSocket* s = check_role(L, 1, Role::server);
+  LSocket* s = check_role<K>(L, 1, Role::server);
   if (s->wrapped) return wrapped_accept(L, s);
   auto* op = new AcceptOp(*s->rt, s);
   op->anchor(L, 1);  // the server outlives the wait
@@ -261,19 +265,21 @@ int l_accept(lua_State* L) {
 // ---- bind, listen, connect ----
 
 // master:bind(address, port) (setsockname too); unixstream: bind(path).
-int l_bind(lua_State* L) { return address_call(L, check_role(L, 1, Role::master), 2, true); }
+template <Kind K>
+int l_bind(lua_State* L) { return address_call(L, check_role<K>(L, 1, Role::master), 2, true); }
 
 // connect(address, port) (setpeername too): any tcp class, as LuaSocket's (a connected one
 // then answers "already connected"); unixstream: connect(path) from a master only.
+template <Kind K>
 int l_connect(lua_State* L) {
-  LSocket* s = check_socket(L, 1);
-  if (s->kind == Kind::unix_stream) check_role(L, 1, Role::master);
+  LSocket* s = K == Kind::unix_stream ? check_role<K>(L, 1, Role::master) : check_socket<K>(L, 1);
   return address_call(L, s, 2, false);
 }
 
 // master:listen([backlog = 32]), as LuaSocket (the kernel caps it at its maximum).
+template <Kind K>
 int l_listen(lua_State* L) {
-  LSocket* s = check_role(L, 1, Role::master);
+  LSocket* s = check_role<K>(L, 1, Role::master);
   lua_Number n = luaL_optnumber(L, 2, 32);
   int backlog = n >= INT_MAX ? INT_MAX : n > 0 ? static_cast<int>(n) : 0;
   if (::listen(s->sock->fd(), backlog) != 0) return push_error(L, {errno, std::generic_category()});
@@ -283,8 +289,9 @@ int l_listen(lua_State* L) {
 }
 
 // client:shutdown(["both" | "send" | "receive"])
+template <Kind K>
 int l_shutdown(lua_State* L) {
-  LSocket* s = check_role(L, 1, Role::client);
+  LSocket* s = check_role<K>(L, 1, Role::client);
   static const char* const modes[] = {"receive", "send", "both", nullptr};
   int how = luaL_checkoption(L, 2, "both", modes);
   // LuaSocket ignores the outcome and returns 1 (a closed socket included).
@@ -294,20 +301,34 @@ int l_shutdown(lua_State* L) {
 }
 
 // setlimit(bytes): the longest line, and from now on "*a" read, this socket buffers.
+template <Kind K>
 int l_setlimit(lua_State* L) {
-  LSocket* s = check_socket(L, 1);
+  LSocket* s = check_socket<K>(L, 1);
   s->sock->set_limit(check_bytes(L, 2), true);
   lua_pushnumber(L, 1);
   return 1;
 }
 
+template <Kind K>
+constexpr luaL_Reg kStreamMethods[] = {
+    {"accept", protect<l_accept<K>>},
+    {"bind", protect<l_bind<K>>},
+    {"connect", protect<l_connect<K>>},
+    {"listen", protect<l_listen<K>>},
+    {"receive", protect<l_receive<K>>},
+    {"receivesome", protect<l_receivesome<K>>},
+    {"send", protect<l_send<K>>},
+    {"setpeername", protect<l_connect<K>>},
+    {"setsockname", protect<l_bind<K>>},
+    {"shutdown", protect<l_shutdown<K>>},
+    {"setlimit", protect<l_setlimit<K>>},
+    {nullptr, nullptr},
+};
+
 }  // namespace
 
-const luaL_Reg kStreamMethods[] = {
-    {"accept", protect<l_accept>},     {"bind", protect<l_bind>},         {"connect", protect<l_connect>},
-    {"listen", protect<l_listen>},     {"receive", protect<l_receive>},   {"receivesome", protect<l_receivesome>},
-    {"send", protect<l_send>},         {"setpeername", protect<l_connect>}, {"setsockname", protect<l_bind>},
-    {"shutdown", protect<l_shutdown>}, {"setlimit", protect<l_setlimit>}, {nullptr, nullptr},
-};
+const luaL_Reg* stream_methods(Kind kind) {
+  return kind == Kind::unix_stream ? kStreamMethods<Kind::unix_stream> : kStreamMethods<Kind::tcp>;
+}
 
 }  // namespace corio::lua

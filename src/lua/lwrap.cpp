@@ -177,7 +177,7 @@ void sync(LSocket* s) {
 }
 
 LSocket* check_wrapped(lua_State* L, int idx) {
-  LSocket* s = check_socket(L, idx);
+  LSocket* s = check_any_socket(L, idx);
   if (!s->wrapped) luaL_argerror(L, idx, "corio.wrap() socket expected");
   return s;
 }

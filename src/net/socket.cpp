@@ -138,7 +138,7 @@ bool Socket::submit(IoOp& op, Direction d, std::optional<Duration> timeout) {
   else
     head_[idx(d)] = &op;
   tail_[idx(d)] = &op;
-  rearm(op, timeout);
+  if (timeout) rearm(op, timeout);  // unlink stopped any earlier one
   if (first) park(d, op, st);  // the step just failed: wait before trying again
   return false;
 }
@@ -313,31 +313,35 @@ IoOp::Status Socket::read(char* buf, std::size_t len, std::size_t& got, std::err
   }
   std::size_t n = limited(Direction::read) ? throttle(Direction::read).allow(len, Loop::now()) : len;
   if (n == 0 && len > 0) return IoOp::Status::throttled;
+  if (transport_) [[unlikely]]
+    return transported(buf, n, got, ec);
   if (drained_) return IoOp::Status::wait;
-  IoOp::Status st = IoOp::Status::done;
-  if (transport_) {
-    st = transport_->read(fd_, buf, n, got, ec);
-  } else {
-    ssize_t r;
-    do r = ::read(fd_, buf, n);
-    while (r < 0 && errno == EINTR);
-    if (r > 0) {
-      got = static_cast<std::size_t>(r);
-    } else if (r == 0) {
-      ec = Error::closed;
-    } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
-      st = IoOp::Status::wait;
-    } else {
-      ec = (errno == ECONNRESET || errno == ECONNABORTED) ? std::error_code(Error::closed)
-                                                          : std::error_code(errno, std::generic_category());
-    }
-  }
-  if (got > 0) {
-    drained_ = got < n && !transport_;
+  ssize_t r;
+  do r = ::read(fd_, buf, n);
+  while (r < 0 && errno == EINTR);
+  if (r > 0) {
+    got = static_cast<std::size_t>(r);
+    drained_ = got < n;
     if (pacing_) pacing_->throttle[idx(Direction::read)].spend(got);
-  } else if (st == IoOp::Status::wait) {
-    drained_ = !transport_;
+    return IoOp::Status::done;
   }
+  if (r == 0) {
+    ec = Error::closed;
+    return IoOp::Status::done;
+  }
+  if (errno == EAGAIN || errno == EWOULDBLOCK) {
+    drained_ = true;
+    return IoOp::Status::wait;
+  }
+  ec = (errno == ECONNRESET || errno == ECONNABORTED) ? std::error_code(Error::closed)
+                                                      : std::error_code(errno, std::generic_category());
+  return IoOp::Status::done;
+}
+
+// Through the transport, which knows what it has buffered: no drained hint.
+IoOp::Status Socket::transported(char* buf, std::size_t n, std::size_t& got, std::error_code& ec) {
+  IoOp::Status st = transport_->read(fd_, buf, n, got, ec);
+  if (got > 0 && pacing_) pacing_->throttle[idx(Direction::read)].spend(got);
   return st;
 }
 
@@ -349,46 +353,30 @@ IoOp::Status Socket::write(const char* data, std::size_t len, std::size_t& writt
   }
   std::size_t n = limited(Direction::write) ? throttle(Direction::write).allow(len, Loop::now()) : len;
   if (n == 0 && len > 0) return IoOp::Status::throttled;
-  if (transport_) {
-    IoOp::Status st = transport_->write(fd_, data, n, written, ec);
-    bytes_out += written;
-    if (pacing_) pacing_->throttle[idx(Direction::write)].spend(written);
-    return st;
-  }
-  ssize_t r;
-  do r = ::send(fd_, data, n, MSG_NOSIGNAL);
-  while (r < 0 && errno == EINTR);
-  if (r >= 0) {
+  IoOp::Status st = IoOp::Status::done;
+  if (!transport_) [[likely]] {
+    ssize_t r;
+    do r = ::send(fd_, data, n, MSG_NOSIGNAL);
+    while (r < 0 && errno == EINTR);
+    if (r < 0) {
+      if (errno == EAGAIN || errno == EWOULDBLOCK) return IoOp::Status::wait;
+      ec = (errno == EPIPE || errno == ECONNRESET) ? std::error_code(Error::closed)
+                                                   : std::error_code(errno, std::generic_category());
+      return st;
+    }
     written = static_cast<std::size_t>(r);
-    bytes_out += written;
-    if (pacing_) pacing_->throttle[idx(Direction::write)].spend(written);
-    return IoOp::Status::done;
+  } else {
+    st = transport_->write(fd_, data, n, written, ec);
   }
-  if (errno == EAGAIN || errno == EWOULDBLOCK) return IoOp::Status::wait;
-  ec = (errno == EPIPE || errno == ECONNRESET) ? std::error_code(Error::closed)
-                                               : std::error_code(errno, std::generic_category());
-  return IoOp::Status::done;
-}
-
-IoOp::Status Socket::read_some(char* buf, std::size_t len, std::size_t& got, std::error_code& ec) {
-  if (!input_.empty() || len == 0) {
-    got = std::min(len, input_.size());
-    if (got > 0) std::memcpy(buf, input_.view().data(), got);
-    consume(got);
-    return IoOp::Status::done;
-  }
-  IoOp::Status st = read(buf, len, got, ec);
-  bytes_in += got;
+  bytes_out += written;
+  if (pacing_) pacing_->throttle[idx(Direction::write)].spend(written);
   return st;
 }
 
-IoOp::Status Socket::write_all(const char* data, std::size_t len, std::size_t& sent, std::error_code& ec) {
-  while (sent < len) {
-    std::size_t n = 0;
-    IoOp::Status st = write(data + sent, len - sent, n, ec);
-    if (st != IoOp::Status::done || ec) return st;
-    sent += n;
-  }
+IoOp::Status Socket::take_buffered(char* buf, std::size_t len, std::size_t& got) {
+  got = std::min(len, input_.size());
+  if (got > 0) std::memcpy(buf, input_.view().data(), got);
+  consume(got);
   return IoOp::Status::done;
 }
 

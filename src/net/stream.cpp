@@ -19,12 +19,14 @@ Stream::~Stream() {
   if (socket_) socket_->destroy();
 }
 
-Stream::Stream(Stream&& o) noexcept : loop_(o.loop_), socket_(std::exchange(o.socket_, nullptr)) {}
+Stream::Stream(Stream&& o) noexcept
+    : loop_(o.loop_), chunks_(o.chunks_), socket_(std::exchange(o.socket_, nullptr)) {}
 
 Stream& Stream::operator=(Stream&& o) noexcept {
   if (this != &o) {
     if (socket_) socket_->destroy();
     loop_ = o.loop_;
+    chunks_ = o.chunks_;
     socket_ = std::exchange(o.socket_, nullptr);
   }
   return *this;
@@ -48,7 +50,8 @@ Stream::Connect Stream::connect(const Address& to, std::optional<Duration> timeo
 }
 
 Stream::ReadChunk Stream::read_chunk(std::size_t max, std::optional<Duration> timeout) {
-  return ReadChunk(socket_, max, timeout);
+  if (!chunks_ && loop_) chunks_ = &ChunkPool::of(*loop_);
+  return ReadChunk(socket_, chunks_, max, timeout);
 }
 
 Stream::ReadSome Stream::read_some(char* buf, std::size_t n, std::optional<Duration> timeout) {
@@ -119,7 +122,7 @@ IoOp::Status Stream::ReadChunk::step(Socket& so) {
   if (max == 0) return Status::done;
   if (so.read_would_wait()) return Status::wait;  // before taking a buffer for nothing
   // Taken for this attempt only: a wait gives it back, so a waiting reader holds nothing.
-  Chunk c = ChunkPool::of(so.loop()).take();
+  Chunk c = pool_->take();
   std::size_t got = 0;
   std::error_code ec;
   Status st = so.read_some(c.data(), max, got, ec);

@@ -135,9 +135,22 @@ class Socket : public ListedHandle {
   IoOp::Status write(const char* data, std::size_t len, std::size_t& written, std::error_code& ec);
   // At most len bytes, as soon as any are available: what input() holds first, else one
   // read straight into buf (no buffer, no copy). len == 0 is done at once.
-  IoOp::Status read_some(char* buf, std::size_t len, std::size_t& got, std::error_code& ec);
+  IoOp::Status read_some(char* buf, std::size_t len, std::size_t& got, std::error_code& ec) {
+    if (!input_.empty() || len == 0) return take_buffered(buf, len, got);
+    IoOp::Status st = read(buf, len, got, ec);
+    bytes_in += got;
+    return st;
+  }
   // data[sent, len) for as long as the socket takes it: done when all is sent or on an error.
-  IoOp::Status write_all(const char* data, std::size_t len, std::size_t& sent, std::error_code& ec);
+  IoOp::Status write_all(const char* data, std::size_t len, std::size_t& sent, std::error_code& ec) {
+    while (sent < len) {
+      std::size_t n = 0;
+      IoOp::Status st = write(data + sent, len - sent, n, ec);
+      if (st != IoOp::Status::done || ec) return st;
+      sent += n;
+    }
+    return IoOp::Status::done;
+  }
   // One connection from a listening socket: done with fd (non-blocking, close-on-exec) or
   // ec; out of descriptors or memory (EMFILE ...), throttled until resume_at, backing off
   // from 10 ms doubling to 1 s (backoff starts at zero and is kept by the op): the
@@ -171,6 +184,8 @@ class Socket : public ListedHandle {
   void park(Direction d, IoOp& op, IoOp::Status st);
   void time_out(IoOp& op);
   void release_fd(bool close_it = true) noexcept;
+  IoOp::Status take_buffered(char* buf, std::size_t len, std::size_t& got);
+  IoOp::Status transported(char* buf, std::size_t n, std::size_t& got, std::error_code& ec);
   void end(bool close_fd) noexcept;
 
   // Rarely needed, so made on first use: most sockets are never throttled nor back off.

@@ -81,6 +81,7 @@ class Stream {
 
  private:
   Loop* loop_ = nullptr;
+  ChunkPool* chunks_ = nullptr;  // the loop's, once read_chunk has been called: a lookup less per read
   Socket* socket_ = nullptr;  // released with Socket::destroy()
 };
 
@@ -112,12 +113,13 @@ class Stream::ReadSome final : public AwaitableOp<> {
 
 class Stream::ReadChunk final : public AwaitableOp<> {
  public:
-  ReadChunk(Socket* so, std::size_t max, std::optional<Duration> timeout) noexcept
-      : AwaitableOp(so, Direction::read, timeout), max_(max) {}
+  ReadChunk(Socket* so, ChunkPool* pool, std::size_t max, std::optional<Duration> timeout) noexcept
+      : AwaitableOp(so, Direction::read, timeout), pool_(pool), max_(max) {}
   Result<Chunk> await_resume() noexcept { return {error, std::move(chunk_)}; }
   Status step(Socket& so) override;
 
  private:
+  ChunkPool* pool_;
   std::size_t max_;
   Chunk chunk_;
 };
