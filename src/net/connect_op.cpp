@@ -29,6 +29,7 @@ bool ConnectOp::start(Socket& so, Target target, Action action, std::optional<Du
   addrs_.clear();
   next_ = 0;
   in_progress_ = false;
+  resolving_ = false;
   // "*" is the wildcard address; connecting to it reaches the loopback, as getaddrinfo's
   // NULL host does. An empty host is no address at all (the resolver says so).
   if (target_.address) {
