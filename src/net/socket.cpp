@@ -106,6 +106,10 @@ void Socket::set_limit(std::size_t bytes, bool all) {
 std::error_code Socket::set_option(int level, int name, const void* value, socklen_t len) {
   if (fd_ < 0) return std::make_error_code(std::errc::bad_file_descriptor);  // as setsockopt says
   if (::setsockopt(fd_, level, name, value, len) != 0) return {errno, std::generic_category()};
+  // Only a socket that may still connect renews its descriptor: a connected one (accepted,
+  // say: most sockets) keeps nothing, so it costs no memory.
+  Address peer;
+  if (::getpeername(fd_, peer.data(), peer.size_ptr()) == 0) return {};
   const char* p = static_cast<const char*>(value);
   for (auto& o : setup().options)
     if (o.level == level && o.name == name) {
