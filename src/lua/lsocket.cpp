@@ -428,6 +428,8 @@ int push_status(lua_State* L, std::error_code ec) {
 }
 
 // A port number, or a service name from /etc/services ("http"), as getaddrinfo takes it.
+namespace {
+
 // Digits are taken modulo 65536 and "" is 0, as glibc's getaddrinfo takes them.
 std::optional<std::uint16_t> service_port(const char* port, int type) {
   if (std::strspn(port, "0123456789") == std::strlen(port))
@@ -438,6 +440,8 @@ std::optional<std::uint16_t> service_port(const char* port, int type) {
     return std::nullopt;
   return ntohs(static_cast<std::uint16_t>(found->s_port));
 }
+
+}  // namespace
 
 // host_idx: the host (or the Unix path) and the port after it. LuaSocket takes the port
 // as a string or a number.

@@ -125,6 +125,5 @@ int l_getoption(lua_State* L);
 
 // bind / connect (setsockname / setpeername) through the engine's ConnectOp.
 int address_call(lua_State* L, LSocket* s, int host_idx, bool bind);
-std::optional<std::uint16_t> service_port(const char* port, int type);
 
 }  // namespace corio::lua
