@@ -45,11 +45,11 @@ struct Listening {
   ~Listening() { ::close(fd); }
 };
 
-// A listener whose backlog is full: a further SYN is dropped, so a connect waits.
+// A listener on ip whose backlog is full: a further SYN is dropped, so a connect waits.
 struct Silent {
-  Listening l{"127.0.0.1", 0};
+  Listening l;
   std::vector<int> fillers;
-  Silent() {
+  explicit Silent(const char* ip = "127.0.0.1") : l(ip, 0) {
     for (int i = 0; i < 4; ++i) {
       int c = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
       ::connect(c, l.address.data(), l.address.size());
@@ -115,15 +115,9 @@ TEST_F(ConnectOpTest, ARefusedAddressIsFollowedByTheNextOnAFreshDescriptor) {
 
 TEST_F(ConnectOpTest, ATimedOutAttemptMovesOnToTheNextAddressWithItsOwnTimeout) {
   TwoAddresses hosts;
-  Listening backlogged("127.0.0.2", 0);  // made silent as Silent is, 127.0.0.3 listens on its port
-  std::vector<int> fillers;
-  for (int i = 0; i < 4; ++i) {
-    int c = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    ::connect(c, backlogged.address.data(), backlogged.address.size());
-    fillers.push_back(c);
-  }
+  Silent silent("127.0.0.2");  // 127.0.0.3 listens on its port
   int live = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  Address a = *Address::from_ip("127.0.0.3", backlogged.address.port());
+  Address a = *Address::from_ip("127.0.0.3", silent.l.address.port());
   ASSERT_EQ(::bind(live, a.data(), a.size()), 0);
   ASSERT_EQ(::listen(live, 16), 0);
   corio::Socket so(loop, -1);
@@ -137,7 +131,6 @@ TEST_F(ConnectOpTest, ATimedOutAttemptMovesOnToTheNextAddressWithItsOwnTimeout) 
   EXPECT_EQ(peer_of(so.fd()).ip(), "127.0.0.3");
   EXPECT_GE(ms(corio::Clock::now() - start), 200);  // the first had its whole timeout
   so.close();
-  for (int c : fillers) ::close(c);
   ::close(live);
 }
 

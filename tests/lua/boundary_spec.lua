@@ -10,17 +10,8 @@ local under_asan = (os.getenv("LD_PRELOAD") or ""):find("asan", 1, true) ~= nil
 -- interpreter that does not link the C++ runtime, a C++ throw finds no __cxa_throw to
 -- intercept unless libstdc++ is preloaded as well.
 local function run_child(source, shell)
-  local path = S.tmpname(".lua")
-  local f = assert(io.open(path, "w"))
-  f:write(source)
-  f:close()
   local env = under_asan and ("LD_PRELOAD=" .. S.shquote(os.getenv("LD_PRELOAD") .. " libstdc++.so.6") .. " ") or ""
-  local p = assert(io.popen(("%s %stimeout 20 %s %s 2>&1; echo \"status $?\""):format(shell or "", env,
-    S.shquote(S.interpreter()), S.shquote(path))))
-  local out = p:read("*a")
-  p:close()
-  os.remove(path)
-  return out, tonumber(out:match("status (%d+)%s*$"))
+  return S.child_in((shell or "") .. env, source)
 end
 
 describe("the C++/Lua boundary", function()

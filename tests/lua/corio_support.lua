@@ -144,21 +144,27 @@ function M.shquote(s)
   return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
 end
 
--- Runs Lua source in a child interpreter (at most 20 s) with the given arguments (arg[1] ...);
--- returns its output (stdout and stderr) followed by "status <exit code>".
-function M.child(source, ...)
+-- Runs Lua source in a child interpreter (at most 20 s) under a shell prefix (environment
+-- assignments, "ulimit -v ...;" or ""), with the given arguments (arg[1] ...); returns its
+-- output (stdout and stderr) followed by "status <exit code>", and that code.
+function M.child_in(prefix, source, ...)
   local path = M.tmpname(".lua")
   local f = assert(io.open(path, "w"))
   f:write(source)
   f:close()
   local args = {}
   for i = 1, select("#", ...) do args[i] = M.shquote(select(i, ...)) end
-  local p = assert(io.popen(("timeout 20 %s %s %s 2>&1; echo \"status $?\""):format(M.shquote(M.interpreter()),
-    M.shquote(path), table.concat(args, " "))))
+  local p = assert(io.popen(("%s timeout 20 %s %s %s 2>&1; echo \"status $?\""):format(prefix,
+    M.shquote(M.interpreter()), M.shquote(path), table.concat(args, " "))))
   local out = p:read("*a")
   p:close()
   os.remove(path)
-  return out
+  return out, tonumber(out:match("status (%d+)%s*$"))
+end
+
+-- As child_in with no prefix: the output alone.
+function M.child(source, ...)
+  return (M.child_in("", source, ...))
 end
 
 return M

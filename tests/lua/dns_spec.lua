@@ -45,19 +45,7 @@ local function resolve(name, family)
   return ip
 end
 
--- Runs a Lua chunk in a child interpreter with extra environment; returns output, status.
-local function child(env, source)
-  local path = S.tmpname(".lua")
-  local f = assert(io.open(path, "w"))
-  f:write(source)
-  f:close()
-  local p = assert(io.popen(("%s timeout 20 %s %s 2>&1; echo \"status $?\""):format(env,
-    S.shquote(S.interpreter()), S.shquote(path))))
-  local out = p:read("*a")
-  p:close()
-  os.remove(path)
-  return out, tonumber(out:match("status (%d+)%s*$"))
-end
+local child = S.child_in
 
 describe("corio name resolution", function()
   it("resolves 'localhost' while another thread keeps ticking every 10 ms", function()

@@ -16,15 +16,7 @@ local function child_with_hosts(hosts, source)
   local f = assert(io.open(hosts_path, "w"))
   f:write(hosts)
   f:close()
-  local path = S.tmpname(".lua")
-  f = assert(io.open(path, "w"))
-  f:write(source)
-  f:close()
-  local p = assert(io.popen(("CARES_HOSTS=%s timeout 20 %s %s 2>&1; echo \"status $?\""):format(
-    S.shquote(hosts_path), S.shquote(S.interpreter()), S.shquote(path))))
-  local out = p:read("*a")
-  p:close()
-  os.remove(path)
+  local out = S.child_in("CARES_HOSTS=" .. S.shquote(hosts_path), source)
   os.remove(hosts_path)
   return out
 end
