@@ -201,7 +201,7 @@ int descriptor(lua_State* L, int idx) {
       lua_pushvalue(L, idx);
       lua_call(L, 1, 1);
       int fd = -1;
-      if (lua_type(L, -1) == LUA_TNUMBER && is_integer(L, -1) && lua_tointeger(L, -1) >= 0 &&
+      if (is_integer(L, -1) && lua_tointeger(L, -1) >= 0 &&
           lua_tointeger(L, -1) <= 0x7fffffff)
         fd = static_cast<int>(lua_tointeger(L, -1));
       lua_pop(L, 1);

@@ -8,7 +8,9 @@
 #include <corio/resolver.hpp>
 
 #include <cerrno>
+#include <climits>
 #include <cmath>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <netdb.h>
@@ -61,7 +63,9 @@ int l_getfd(lua_State* L) {
 template <Kind K>
 int l_setfd(lua_State* L) {
   LSocket* s = check_socket<K>(L, 1);
-  auto fd = static_cast<int>(luaL_checknumber(L, 2));
+  // LuaSocket casts whatever number comes; NaN, negative or past int: no descriptor
+  double d = luaL_checknumber(L, 2);
+  int fd = d >= 0 && d <= INT_MAX ? static_cast<int>(d) : -1;
   if (s->wrapped) {
     wrapped_setfd(s, fd);
     return 0;
@@ -124,11 +128,18 @@ int l_getstats(lua_State* L) {
   return 3;
 }
 
+// A count setstats was given: NaN and negatives are 0, past 2^64 the most there is.
+std::uint64_t byte_count(lua_Number n) {
+  if (!(n > 0)) return 0;
+  if (n >= 18446744073709551616.0) return UINT64_MAX;
+  return static_cast<std::uint64_t>(n);
+}
+
 template <Kind K>
 int l_setstats(lua_State* L) {
   LSocket* s = check_stats<K>(L);
-  s->sock->bytes_in = static_cast<std::uint64_t>(luaL_optnumber(L, 2, static_cast<lua_Number>(s->sock->bytes_in)));
-  s->sock->bytes_out = static_cast<std::uint64_t>(luaL_optnumber(L, 3, static_cast<lua_Number>(s->sock->bytes_out)));
+  s->sock->bytes_in = byte_count(luaL_optnumber(L, 2, static_cast<lua_Number>(s->sock->bytes_in)));
+  s->sock->bytes_out = byte_count(luaL_optnumber(L, 3, static_cast<lua_Number>(s->sock->bytes_out)));
   if (lua_isnumber(L, 4)) s->created = Loop::now() - from_seconds(lua_tonumber(L, 4));
   lua_pushnumber(L, 1);
   return 1;
@@ -289,16 +300,11 @@ void new_class(lua_State* L, Kind k, Role r) {
 
 // corio.tcp() (family chosen at bind/connect), tcp4(), tcp6(), udp(), udp4(), udp6(), unix()
 int create(lua_State* L, Kind k, int family) {
-  int fd = -1;
+  LSocket* s = push_socket(L, runtime(L), k, k == Kind::udp ? Role::unconnected : Role::master, family, -1);
+  // renew() opens the descriptor as every later one (an inet6 one IPv6 only, as LuaSocket's)
   if (family != AF_UNSPEC) {
-    fd = Socket::open(family, k == Kind::udp ? SOCK_DGRAM : SOCK_STREAM);
-    if (fd < 0) return push_error(L, {-fd, std::generic_category()});
-    if (family == AF_INET6) {
-      int on = 1;  // as LuaSocket: an inet6 socket is IPv6 only
-      setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof on);
-    }
+    if (std::error_code ec = s->sock->renew(family, k == Kind::udp ? SOCK_DGRAM : SOCK_STREAM)) return push_error(L, ec);
   }
-  push_socket(L, runtime(L), k, k == Kind::udp ? Role::unconnected : Role::master, family, fd);
   return 1;
 }
 
@@ -427,9 +433,9 @@ int push_status(lua_State* L, std::error_code ec) {
   return 1;
 }
 
-// A port number, or a service name from /etc/services ("http"), as getaddrinfo takes it.
 namespace {
 
+// A port number, or a service name from /etc/services ("http"), as getaddrinfo takes it.
 // Digits are taken modulo 65536 and "" is 0, as glibc's getaddrinfo takes them.
 std::optional<std::uint16_t> service_port(const char* port, int type) {
   if (std::strspn(port, "0123456789") == std::strlen(port))

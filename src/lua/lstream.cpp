@@ -17,8 +17,7 @@
 namespace corio::lua {
 namespace {
 
-constexpr std::size_t kChunk = 64 * 1024;
-static_assert(kChunk <= Runtime::kScratch, "receivesome reads into the runtime's scratch buffer");
+static_assert(Socket::kReadChunk <= Runtime::kScratch, "receivesome reads into the runtime's scratch buffer");
 
 // ---- receive ----
 
@@ -32,7 +31,7 @@ class ReceiveOp final : public SocketOp<> {
     p->~ReceiveOp();
     rt.blocks.give(p, sizeof(ReceiveOp));
   }
-  // rule == nullopt: receivesome, at most `some` (<= kChunk) bytes as soon as any are available.
+  // rule == nullopt: receivesome, at most `some` (<= Socket::kReadChunk) bytes as soon as any are available.
   ReceiveOp(Runtime& rt, Socket* so, std::optional<ReadRule> rule, std::size_t some, std::string prefix)
       : SocketOp(rt), so_(so), rule_(rule), some_(some), prefix_(std::move(prefix)) {}
 
@@ -148,11 +147,11 @@ int l_receive(lua_State* L) {
 template <Kind K>
 int l_receivesome(lua_State* L) {
   LSocket* s = check_role<K>(L, 1, Role::client);
-  lua_Integer max = luaL_optinteger(L, 2, static_cast<lua_Integer>(kChunk));
+  lua_Integer max = luaL_optinteger(L, 2, static_cast<lua_Integer>(Socket::kReadChunk));
   luaL_argcheck(L, max >= 1, 2, "must be positive");
   size_t plen = 0;
   const char* prefix = luaL_optlstring(L, 3, "", &plen);
-  std::size_t some = max >= static_cast<lua_Integer>(kChunk) ? kChunk : static_cast<std::size_t>(max);
+  std::size_t some = max >= static_cast<lua_Integer>(Socket::kReadChunk) ? Socket::kReadChunk : static_cast<std::size_t>(max);
   return start_receive(L, s, std::nullopt, some, prefix, plen);
 }
 

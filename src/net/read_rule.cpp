@@ -3,16 +3,11 @@
 #include <string_view>
 
 namespace corio {
-namespace {
-
-constexpr std::size_t kChunk = 64 * 1024;  // most a reader asks fill() for at once
-
-}  // namespace
 
 IoOp::Status ReadRule::step(Socket& so, std::error_code& ec) {
   for (;;) {
     std::string_view v = so.input().view();
-    std::size_t want = kChunk;
+    std::size_t want = Socket::kReadChunk;
     switch (kind) {
       case Kind::exactly:
         if (v.size() >= count) {
@@ -38,7 +33,7 @@ IoOp::Status ReadRule::step(Socket& so, std::error_code& ec) {
           ec = Error::line_too_long;
           return IoOp::Status::done;
         }
-        if (limit - v.size() < kChunk) want = limit - v.size() + 1;  // just enough to tell
+        if (limit - v.size() < Socket::kReadChunk) want = limit - v.size() + 1;  // just enough to tell
         break;
       }
       case Kind::all:

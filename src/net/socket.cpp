@@ -13,7 +13,6 @@ namespace {
 
 constexpr unsigned bit(Direction d) { return d == Direction::read ? kReadable : kWritable; }
 constexpr int idx(Direction d) { return static_cast<int>(d); }
-constexpr std::size_t kChunk = 64 * 1024;  // most bytes one read() asks for
 
 std::atomic<std::size_t> g_default_limit{std::size_t{1} << 20};
 
@@ -237,7 +236,7 @@ void Socket::park(Direction d, IoOp& op, IoOp::Status st) {
   want(d, false);
   if (st == IoOp::Status::pending) return;
   // An op backing off on its own (accept under EMFILE) says when; else the rate limit does.
-  TimePoint at = op.resume_at != TimePoint{} ? op.resume_at : throttle(d).ready_at(kChunk);
+  TimePoint at = op.resume_at != TimePoint{} ? op.resume_at : throttle(d).ready_at(kReadChunk);
   op.resume_at = TimePoint{};
   pacing().timer[idx(d)].start_at(at, [this, d] { run(d, true); });
 }
@@ -300,7 +299,7 @@ void Socket::consume(std::size_t n) {
 // Bytes read into input() are counted (bytes_in) when consumed, as LuaSocket counts them.
 IoOp::Status Socket::fill(std::size_t want_bytes, std::error_code& ec) {
   if (fd_ >= 0 && drained_) return IoOp::Status::wait;  // before growing the buffer for nothing
-  std::size_t n = want_bytes < kChunk ? want_bytes : kChunk;
+  std::size_t n = want_bytes < kReadChunk ? want_bytes : kReadChunk;
   char* p = input_.prepare(n);
   // Unthrottled, take all the room there is: fewer reads for a big transfer.
   std::size_t got = 0;

@@ -85,6 +85,9 @@ class Socket : public ListedHandle {
     ~Owner() = default;
   };
 
+  // The most one read() asks for, and so the most a reader asks fill() for at once.
+  static constexpr std::size_t kReadChunk = 64 * 1024;
+
   // Takes ownership of fd (made non-blocking); -1 for a socket without one yet.
   Socket(Loop& loop, int fd);
   ~Socket();
