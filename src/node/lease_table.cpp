@@ -136,10 +136,14 @@ std::error_code flock_bounded(int fd) {
   }
 }
 
+// The shm descriptor, closed at the end of open(), its flock dropped first: the mapping
+// holds the open file description, and with it a flock that close() alone would leave.
 struct Descriptor {
   int fd = -1;
   ~Descriptor() {
-    if (fd >= 0) ::close(fd);  // also drops the flock
+    if (fd < 0) return;
+    ::flock(fd, LOCK_UN);
+    ::close(fd);
   }
 };
 

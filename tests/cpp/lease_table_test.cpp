@@ -367,6 +367,38 @@ TEST_F(LeaseTableTest, ACreatorThatDiedHalfWayLeavesARegionTheNextLaysOut) {
   ::munmap(p, 4096);
 }
 
+// Two processes open the region each for itself (not the table a fork inherits): the
+// first's mapping must not keep the layout's flock from the second.
+TEST_F(LeaseTableTest, AProcessOpensARegionAnotherHasMapped) {
+  corio_test::Pipe ready, done;
+  ASSERT_TRUE(ready.ok() && done.ok());
+  Child first([&] {
+    std::error_code ec;
+    auto t = LeaseTable::open(name, ec);
+    if (!t || !t->try_acquire("first", 1h, ec)) return 1;
+    ready.put();
+    char c;
+    return read_within(done.r, &c, 1) ? 0 : 2;  // keeps its mapping until told
+  });
+  char c;
+  ASSERT_TRUE(read_within(ready.r, &c, 1));
+  Child second([&] {
+    std::error_code ec;
+    auto t = LeaseTable::open(name, ec);
+    if (!t) return 10 + ec.value();
+    return t->try_acquire("first", 1h, ec) || ec ? 3 : 0;
+  });
+  const int status = second.wait();
+  done.put();
+  EXPECT_TRUE(exited_ok(status)) << "status " << status;
+  EXPECT_TRUE(exited_ok(first.wait()));
+  auto t = open_table();  // and this process, third
+  ASSERT_TRUE(t);
+  std::error_code ec;
+  EXPECT_FALSE(t->try_acquire("first", 1h, ec));
+  EXPECT_FALSE(ec) << ec.message();
+}
+
 // A child that takes the lock and is stopped: the lock is busy for the others (after
 // kLockWait, not sooner, not forever); killed, its lock is recovered at once and the
 // table is whole.
