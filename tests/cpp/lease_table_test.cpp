@@ -494,6 +494,47 @@ TEST_F(LeaseTableTest, ALeaseOfAKilledHolderIsTakenWhenItExpires) {
   EXPECT_EQ(t->lease("job", ec)->holder, ::getpid());
 }
 
+// A child inserting, taking and erasing keys without pause, killed at 30 moments: after
+// each, every half-done update it left is harmless — each key is there at most once, and
+// once they are erased all 1024 slots can be had (no slot lost to a torn key).
+TEST_F(LeaseTableTest, KilledAtRandomMomentsLeavesATableThatWorks) {
+  auto t = open_table();
+  ASSERT_TRUE(t);
+  constexpr int kKeys = 500;
+  std::error_code ec;
+  for (int round = 0; round < 30; ++round) {
+    corio_test::Pipe ready;
+    Child child([&] {
+      std::error_code cec;
+      ready.put();
+      for (unsigned i = static_cast<unsigned>(round) * 7919;; ++i) {
+        const std::string key = "k" + std::to_string(i % kKeys);
+        t->try_acquire(key, 1ns, cec);
+        if (i % 3 == 0) t->erase(key, cec);
+        if (cec) return 1;
+      }
+    });
+    char c;
+    ASSERT_TRUE(read_within(ready.r, &c, 1));
+    std::this_thread::sleep_for(std::chrono::microseconds(500 + (round * 1237) % 9000));
+    child.kill(SIGKILL);
+    const int status = child.wait();
+    ASSERT_TRUE(status >= 0 && WIFSIGNALED(status)) << "round " << round << ": status " << status;
+    for (int i = 0; i < kKeys; ++i) {
+      const std::string key = "k" + std::to_string(i);
+      int copies = 0;
+      while (t->erase(key, ec)) ++copies;
+      ASSERT_FALSE(ec) << ec.message();
+      ASSERT_LE(copies, 1) << "round " << round << ": " << key << " was there " << copies << " times";
+    }
+    for (std::size_t i = 0; i < LeaseTable::kSlots; ++i) {
+      ASSERT_TRUE(t->try_acquire("fill" + std::to_string(i), 1h, ec)) << "round " << round << ", " << i << ": "
+                                                                      << ec.message();
+    }
+    for (std::size_t i = 0; i < LeaseTable::kSlots; ++i) ASSERT_TRUE(t->erase("fill" + std::to_string(i), ec));
+  }
+}
+
 // The registry's lock is not inherited locked by a child forked while another thread
 // used it (pthread_atfork): every child opens a table of its own and exits.
 TEST_F(LeaseTableTest, ForkWhileAnotherThreadOpensTables) {
