@@ -9,7 +9,8 @@
 // mode 0600, created and laid out on first use under an flock of its descriptor (a creator
 // that dies half-way leaves a region the next opener lays out). It holds kSlots keys of up
 // to kMaxKey bytes. A region of the same name with another layout (magic, version, sizes)
-// or another owner is refused with LeaseError::foreign, never read.
+// or another owner, or one that group or others may access, is refused with
+// LeaseError::foreign, never read.
 #pragma once
 #include <corio/clock.hpp>
 
