@@ -224,6 +224,7 @@ def main():
     sp = [d for d in extra if "spawn_ns" in d]
     lat = [d for d in extra if d.get("delay_us")]
     idle = [d for d in extra if d.get("bench") == "idle"]
+    leases = [d for d in extra if d.get("bench") == "lease"]
     ct = [d for k, d in sorted(timers.items()) if k[0].startswith("corio")]
 
     print("# Performance\n")
@@ -279,6 +280,16 @@ def main():
     print("## corio: timer lateness (1 ms sleeps)\n")
     print(table(["impl", "count", "p50 us", "p99 us", "max us", "early"],
                 [[d.get("impl", "?"), d["count"], d["p50_us"], d["p99_us"], d["max_us"], d["early"]] for d in lat]) + "\n")
+    print("## corio: node-wide leases (LeaseTable in POSIX shm)\n")
+    print(table(["impl", "n", "check of a live lease ns", "take of an expired one ns", "shm mutex lock+unlock ns",
+                 "live check, another process checking too ns", "ok"],
+                [[d["impl"], d["n"], d.get("live_ns", d.get("acquire_live_ns", "-")),
+                  d.get("take_ns", d.get("acquire_take_ns", "-")), d.get("lock_unlock_ns", "-"),
+                  d.get("contended_live_ns", "-"), d["ok"]] for d in leases]) + "\n")
+    print("`build/bench/lease` (C++ try_acquire) and `bench/lease.lua` (leases:acquire), 300 other keys in the "
+          "table. A live check is what every process but the holder pays at each check of a node-wide timer; "
+          "a take also stamps the holder (getpid(), a system call). The contended row: a second process checks "
+          "the same key without pause, not pinned.\n")
     print("## corio: idle connections — memory and CPU\n")
     print(table(["server", "conns", "idle s", "srv on-cpu ms (schedstat)", "utime+stime ms", "VmRSS MB", "errors"],
                 [[d["impl"], d.get("conns", "?"), d.get("idle_s", "-"), d.get("srv_sched_ms", "-"), d.get("srv_cpu_ms", "-"),

@@ -21,7 +21,7 @@ RES="$ROOT/$BUILD/bench/results/$(date -u +%Y%m%d-%H%M%S)"
 SERVER_CPU=${SERVER_CPU:-1}
 LOADGEN_CPU=${LOADGEN_CPU:-0}
 mkdir -p "$RES/logs"
-EXTRA="$RES/corio.txt"  # corio's own lines (timers, spawn, lateness, memory, idle)
+EXTRA="$RES/corio.txt"  # corio's own lines (timers, spawn, lateness, leases, memory, idle)
 : > "$EXTRA"
 
 export LUA_PATH="$ROOT/lua/?.lua;$ROOT/lua/?/init.lua;;"
@@ -91,9 +91,9 @@ for round in $(seq "$H2H_ROUNDS"); do
   done
 done
 
-# ---- 2. timers, spawn/switch, lateness (pinned like the peers' timers) ----
+# ---- 2. timers, spawn/switch, lateness (pinned like the peers' timers), leases ----
 on_cpu() { taskset -c "$SERVER_CPU" "$@"; }
-echo "== corio timers, spawn, lateness" >&2
+echo "== corio timers, spawn, lateness, leases" >&2
 for n in 1000000 100000; do
   on_cpu "$BUILD/bench/timers" "$n" >> "$EXTRA" 2>>"$RES/logs/timers.log"
   on_cpu "$LUA" bench/timers.lua "$n" >> "$EXTRA" 2>>"$RES/logs/timers.log"
@@ -102,6 +102,9 @@ on_cpu "$BUILD/bench/spawn" 1000000 >> "$EXTRA" 2>>"$RES/logs/spawn.log"
 on_cpu "$LUA" bench/spawn.lua 1000000 >> "$EXTRA" 2>>"$RES/logs/spawn.log"
 on_cpu "$BUILD/bench/timer_lateness" "$LATENESS_N" 1000 | sed 's/^timer_lateness /timer_lateness impl=corio-cpp /' >> "$EXTRA"
 on_cpu "$LUA" bench/timer_lateness.lua "$LATENESS_N" 1000 >> "$EXTRA"
+# node-wide leases: not pinned, the contended row needs its second process on another CPU
+"$BUILD/bench/lease" 1000000 >> "$EXTRA" 2>>"$RES/logs/lease.log"
+on_cpu "$LUA" bench/lease.lua 1000000 >> "$EXTRA" 2>>"$RES/logs/lease.log"
 
 # ---- 3. memory per idle connection and idle CPU (N_IDLE connections) ----
 # idle_line NAME CONNS SECS CMD: N connections, one echo each, then silence

@@ -1,6 +1,7 @@
 // The corio.core module: the native binding every Lua face of corio is built on.
 #include "lcompat.hpp"
 #include "levent.hpp"
+#include "lleases.hpp"
 #include "lprotect.hpp"
 #include "lsocket.hpp"
 #include "lthread.hpp"
@@ -38,6 +39,7 @@ int open_core(lua_State* L) {
   corio::lua::register_sockets(L);
   corio::lua::register_wrap(L);
   corio::lua::register_coroutines(L);
+  corio::lua::register_leases(L);
   lua_pushliteral(L, "0.1.0");
   lua_setfield(L, -2, "version");
   return 1;  // the runtime below the module stays anchored in the registry

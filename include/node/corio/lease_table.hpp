@@ -9,7 +9,8 @@
 // mode 0600, created and laid out on first use under an flock of its descriptor (a creator
 // that dies half-way leaves a region the next opener lays out). It holds kSlots keys of up
 // to kMaxKey bytes. A region of the same name with another layout (magic, version, sizes)
-// or another owner is refused with LeaseError::foreign, never read.
+// or another owner, or one that group or others may access, is refused with
+// LeaseError::foreign, never read.
 #pragma once
 #include <corio/clock.hpp>
 
@@ -48,7 +49,8 @@ class LeaseTable {
 
   // Takes key's lease for ttl if nobody holds it (never taken, or expired): true if this
   // process holds it now. A live lease is never taken, not even by its holder — so two
-  // timers of one key in one process also run once per lease.
+  // timers of one key in one process also run once per lease. ttl must be positive
+  // (std::errc::invalid_argument otherwise); a deadline past TimePoint::max() is clamped.
   bool try_acquire(std::string_view key, Duration ttl, std::error_code& ec);
 
   struct Lease {
@@ -62,11 +64,17 @@ class LeaseTable {
 
   const std::string& shm_name() const noexcept { return shm_name_; }  // "/corio.<uid>.<name>"
   // Removes name's shm object from the system (shm_unlink); mappings stay valid.
+  // A later open of name in this process makes a new region, as it does in the others.
   static std::error_code unlink(std::string_view name);
 
  private:
   struct Region;
+  friend struct LeaseTableAccess;  // defined by tests and benchmarks only: lock() and unlock()
   LeaseTable(std::string shm_name, Region* region, std::size_t size) noexcept;
+  // The region's robust mutex, had within kLockWait (LeaseError::busy otherwise); a dead
+  // holder's lock is taken over (EOWNERDEAD -> pthread_mutex_consistent).
+  std::error_code lock() noexcept;
+  void unlock() noexcept;
   std::string shm_name_;
   Region* region_;
   std::size_t size_;
