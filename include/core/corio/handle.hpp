@@ -132,9 +132,14 @@ class Handle {
 // queued operation holds the loop with ref() (unref() when the last one leaves) or with
 // Loop::hold()/release().
 class ListedHandle : public Handle {
+ public:
+  // The loop is forsaken in the child of a fork() (Loop::forsake): let go of whatever is
+  // shared with the parent (a descriptor), without touching other loops.
+  virtual void forsake() noexcept {}
+
  protected:
   ListedHandle(HandleCounts& counts, HandleKind kind) noexcept : Handle(counts, kind) {}
-  ~ListedHandle() { stop_handle(); }
+  virtual ~ListedHandle() { stop_handle(); }  // virtual: it has forsake()
 
   void start_handle() noexcept {
     if (active()) return;
