@@ -183,7 +183,12 @@ struct Runtime::SoonQueue {
   bool scheduled = false;
 };
 
-Runtime::Runtime(lua_State* L) : loop(Loop::current()), main(L), soon_(new SoonQueue{this, {}, {}}) {}
+namespace {
+lua_Integer g_epochs = 0;  // runtimes made in this process (and, through fork, its parents)
+}
+
+Runtime::Runtime(lua_State* L)
+    : loop(Loop::current()), main(L), epoch(++g_epochs), soon_(new SoonQueue{this, {}, {}}) {}
 
 Runtime::~Runtime() {
   while (ops) delete ops;  // the state is closing: pending waits are dropped, not resumed
@@ -285,18 +290,22 @@ void Runtime::settle(lua_State* co, int status, int nres) {
     give_turn(co);
   } else if (status != LUA_OK) {
     report(co);
+    if (co == sentinel) sentinel_failed = true;
 #if LUA_VERSION_NUM >= 504
     if (lua_status(co) != LUA_OK && lua_status(co) != LUA_YIELD) {  // it failed itself
       // Nobody else can close the dead thread's pending to-be-closed variables (a socket of
       // a failed handler, say): close them now, as coroutine.wrap does on an error.
       lua_resetthread(co);
       lua_settop(co, 0);  // it leaves the error object: without it co would look suspended
+      finished(co);
       return;
     }
 #endif
     lua_pop(co, 1);  // lua_resume's own complaint (a C stack overflow): co is as it was
+    if (lua_status(co) != LUA_OK && lua_status(co) != LUA_YIELD) finished(co);  // LuaJIT: dead
   } else {
     lua_settop(co, 0);
+    finished(co);
   }
 }
 
@@ -375,6 +384,38 @@ void Runtime::spawn(lua_State* L, int nargs) {
   lua_insert(L, -(nargs + 2));
   lua_xmove(L, co, nargs + 1);
   resume(co, nargs);  // L's stack anchors co meanwhile
+  if (lua_status(co) == LUA_YIELD) track(L);
+}
+
+void Runtime::track(lua_State* L) {
+  lua_rawgeti(L, LUA_REGISTRYINDEX, spawned_ref);
+  lua_pushvalue(L, -2);
+  lua_pushboolean(L, 1);
+  lua_rawset(L, -3);
+  lua_pop(L, 1);
+  ++inflight;
+}
+
+// Uses co's own stack (a finished thread has room): settle() may run with main busy.
+void Runtime::finished(lua_State* co) noexcept {
+  if (inflight == 0) return;
+  lua_rawgeti(co, LUA_REGISTRYINDEX, spawned_ref);
+  lua_pushthread(co);
+  lua_rawget(co, -2);
+  bool listed = lua_toboolean(co, -1);
+  lua_pop(co, 1);
+  if (listed) {
+    lua_pushthread(co);
+    lua_pushnil(co);
+    lua_rawset(co, -3);  // removing allocates nothing
+    --inflight;
+  }
+  lua_pop(co, 1);
+  if (listed && inflight == 0 && shutdown_begun && !shutdown_done) {
+    shutdown_done = true;
+    stopping = true;
+    if (grace_timer) grace_timer->stop();
+  }
 }
 
 // A runner is a thread that calls what it is resumed with, then yields kRunnerIdle and
@@ -413,6 +454,12 @@ void Runtime::load_functions(lua_State* L) {
   runner_fn_ = anchors.hold(L);
   lua_pushcfunction(L, protect<report_error>);
   report_fn_ = anchors.hold(L);
+  lua_newtable(L);  // the threads in flight, weak keys
+  lua_newtable(L);
+  lua_pushliteral(L, "k");
+  lua_setfield(L, -2, "__mode");
+  lua_setmetatable(L, -2);
+  spawned_ref = luaL_ref(L, LUA_REGISTRYINDEX);
 }
 
 // co (at the top of main, which anchors it meanwhile) takes fn and args from below it.
