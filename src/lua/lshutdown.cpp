@@ -4,7 +4,7 @@
 // shutdown([grace]) runs once: the hooks (each a thread of its own, in registration order,
 // so an error in one is reported with its traceback and the rest still run), then closes
 // every registered server, then lets the loop go on until no spawned thread is in flight
-// (Runtime::track) or the grace is over, and stops corio.run. The grace timer is not
+// (Runtime::finished) or the grace is over, and stops corio.run. The grace timer is not
 // referenced: a loop with nothing else to do ends at once, timers or not.
 #include "lprotect.hpp"
 #include "lsocket.hpp"
@@ -41,23 +41,6 @@ void push_table(lua_State* L, int* ref, bool weak) {
   }
   lua_pushvalue(L, -1);
   *ref = luaL_ref(L, LUA_REGISTRYINDEX);
-}
-
-// Threads the weak table still holds that have not ended (one suspended, or running: the
-// caller and whoever resumed it): a thread ended behind corio's back is not counted.
-long count_in_flight(lua_State* L, Runtime& rt) {
-  long n = 0;
-  lua_rawgeti(L, LUA_REGISTRYINDEX, rt.spawned_ref);
-  lua_pushnil(L);
-  while (lua_next(L, -2)) {
-    lua_State* co = lua_tothread(L, -2);
-    bool live = co && lua_status(co) == LUA_YIELD;
-    for (const ResumeFrame* f = rt.frames; f && !live; f = f->prev) live = f->co == co;
-    if (live) ++n;
-    lua_pop(L, 1);
-  }
-  lua_pop(L, 1);
-  return n;
 }
 
 int l_epoch(lua_State* L) {
@@ -155,7 +138,6 @@ void begin_shutdown(lua_State* L, Runtime& rt, double grace) {
     for (LSocket* s : servers) close_socket(s);
     lua_pop(L, 1);
   }
-  rt.inflight = count_in_flight(L, rt);  // less any thread dropped unfinished
   if (rt.inflight == 0) return done(rt);
   if (!std::isinf(grace)) {
     rt.grace_timer = std::make_unique<Timer>(rt.loop);

@@ -284,7 +284,10 @@ void Runtime::resume(lua_State* co, int nargs, lua_Integer id) {
 // What a root thread resumed by the loop did, when it does not wait.
 void Runtime::settle(lua_State* co, int status, int nres) {
   if (status == LUA_YIELD) {
-    if (nres == 1 && lua_touserdata(co, -1) == &kRunnerIdle) return park_runner(co);
+    if (nres == 1 && lua_touserdata(co, -1) == &kRunnerIdle) {
+      finished();
+      return park_runner(co);
+    }
     // A plain coroutine.yield(): the thread gives the others a turn and goes on.
     lua_pop(co, nres);
     give_turn(co);
@@ -297,15 +300,15 @@ void Runtime::settle(lua_State* co, int status, int nres) {
       // a failed handler, say): close them now, as coroutine.wrap does on an error.
       lua_resetthread(co);
       lua_settop(co, 0);  // it leaves the error object: without it co would look suspended
-      finished(co);
+      finished();
       return;
     }
 #endif
     lua_pop(co, 1);  // lua_resume's own complaint (a C stack overflow): co is as it was
-    if (lua_status(co) != LUA_OK && lua_status(co) != LUA_YIELD) finished(co);  // LuaJIT: dead
+    if (lua_status(co) != LUA_OK && lua_status(co) != LUA_YIELD) finished();  // LuaJIT: dead
   } else {
     lua_settop(co, 0);
-    finished(co);
+    finished();
   }
 }
 
@@ -383,35 +386,13 @@ void Runtime::spawn(lua_State* L, int nargs) {
   if (!lua_checkstack(co, nargs + 1)) luaL_error(L, "too many arguments to spawn");
   lua_insert(L, -(nargs + 2));
   lua_xmove(L, co, nargs + 1);
-  resume(co, nargs);  // L's stack anchors co meanwhile
-  if (lua_status(co) == LUA_YIELD) track(L);
-}
-
-void Runtime::track(lua_State* L) {
-  lua_rawgeti(L, LUA_REGISTRYINDEX, spawned_ref);
-  lua_pushvalue(L, -2);
-  lua_pushboolean(L, 1);
-  lua_rawset(L, -3);
-  lua_pop(L, 1);
   ++inflight;
+  resume(co, nargs);  // L's stack anchors co meanwhile
 }
 
-// Uses co's own stack (a finished thread has room): settle() may run with main busy.
-void Runtime::finished(lua_State* co) noexcept {
-  if (inflight == 0) return;
-  lua_rawgeti(co, LUA_REGISTRYINDEX, spawned_ref);
-  lua_pushthread(co);
-  lua_rawget(co, -2);
-  bool listed = lua_toboolean(co, -1);
-  lua_pop(co, 1);
-  if (listed) {
-    lua_pushthread(co);
-    lua_pushnil(co);
-    lua_rawset(co, -3);  // removing allocates nothing
-    --inflight;
-  }
-  lua_pop(co, 1);
-  if (listed && inflight == 0 && shutdown_begun && !shutdown_done) {
+void Runtime::finished() noexcept {
+  if (inflight > 0) --inflight;  // (a thread counted twice or never is a bug; never below 0)
+  if (inflight == 0 && shutdown_begun && !shutdown_done) {
     shutdown_done = true;
     stopping = true;
     if (grace_timer) grace_timer->stop();
@@ -454,12 +435,6 @@ void Runtime::load_functions(lua_State* L) {
   runner_fn_ = anchors.hold(L);
   lua_pushcfunction(L, protect<report_error>);
   report_fn_ = anchors.hold(L);
-  lua_newtable(L);  // the threads in flight, weak keys
-  lua_newtable(L);
-  lua_pushliteral(L, "k");
-  lua_setfield(L, -2, "__mode");
-  lua_setmetatable(L, -2);
-  spawned_ref = luaL_ref(L, LUA_REGISTRYINDEX);
 }
 
 // co (at the top of main, which anchors it meanwhile) takes fn and args from below it.
@@ -474,6 +449,7 @@ void Runtime::start_runner(lua_State* co, int nargs) {
     return;
   }
   lua_xmove(M, co, nargs + 1);
+  ++inflight;
   resume(co, nargs + 1);
   lua_pop(M, 1);
 }

@@ -145,11 +145,10 @@ struct Runtime {
   // Queues s for the next loop turn. May throw std::bad_alloc, having queued nothing.
   void soon(const Soon& s);
 
-  // A spawned thread that has not finished is in flight (corio.shutdown waits for those):
-  // one started by spawn() and still suspended goes into a weak table (so a thread nobody
-  // can resume any more is not kept), and leaves it when settle() sees it end.
-  void track(lua_State* L);  // the thread spawn() just left at the top of L
-  void finished(lua_State* co) noexcept;
+  // Threads in flight (corio.shutdown waits for them): a root thread of the loop counts
+  // from its start (spawn, a timer callback's runner, a coroutine whose wait corio holds)
+  // until settle() sees it end (a runner: park). A count, not a set: no cost per thread.
+  void finished() noexcept;
 
   Loop& loop;
   lua_State* main;           // a thread kept in the registry for callbacks from the loop
@@ -169,8 +168,7 @@ struct Runtime {
   // forked worker's, takes the next number.
   const lua_Integer epoch;
   int worker = 0;                 // i in worker process i (lworkers.cpp); 0 elsewhere
-  long inflight = 0;              // threads in flight (track)
-  int spawned_ref = LUA_NOREF;    // their weak table, in the registry
+  long inflight = 0;              // threads in flight (finished)
   lua_State* sentinel = nullptr;  // a worker's main thread: an error in it is noted
   bool sentinel_failed = false;
   // corio.shutdown (lshutdown.cpp): begun once; done when nothing is in flight or the grace

@@ -27,6 +27,7 @@
 #include <memory>
 #include <utility>
 #include <pthread.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <vector>
@@ -164,8 +165,8 @@ int worker_body(lua_State* L) {
   lua_pushinteger(L, a->index);
   lua_xmove(L, co, 2);
   rt->sentinel = co;
+  ++rt->inflight;
   rt->resume(co, 1);
-  if (lua_status(co) == LUA_YIELD) rt->track(L);
   Loop& loop = rt->loop;
   while (!rt->stopping && !rt->sentinel_failed && loop.alive()) loop.run_once();
   if (loop.error()) std::fprintf(stderr, "corio.workers: worker %d: the event loop failed: %s\n", a->index,
@@ -174,7 +175,10 @@ int worker_body(lua_State* L) {
   return 0;
 }
 
-[[noreturn]] void run_worker(Supervisor& s, int index, const sigset_t& mask) {
+[[noreturn]] void run_worker(Supervisor& s, int index, const sigset_t& mask, pid_t parent) {
+  // A worker whose supervisor dies stops as if told to (SIGTERM is blocked: read later).
+  prctl(PR_SET_PDEATHSIG, SIGTERM);
+  if (getppid() != parent) kill(getpid(), SIGTERM);
   ChildArgs a{&s, index, Loop::forsake_current(), &mask, kCannotStart};
   lua_State* L = s.L;
   if (lua_checkstack(L, 8)) {
@@ -208,11 +212,12 @@ int Supervisor::fork_worker(Worker& w) {
   pthread_sigmask(SIG_SETMASK, &all, &saved);
   std::fflush(nullptr);  // or the child would write the parent's buffered output again
   pid_t pid = -1;
+  pid_t self = getpid();
   if (fork_fails(w.index))
     errno = EAGAIN;
   else
     pid = fork();
-  if (pid == 0) run_worker(*this, w.index, saved);
+  if (pid == 0) run_worker(*this, w.index, saved, self);
   int err = errno;
   pthread_sigmask(SIG_SETMASK, &saved, nullptr);
   if (pid < 0) return err;

@@ -17,6 +17,11 @@ constexpr std::size_t kChunk = 64 * 1024;  // most bytes one read() asks for
 
 std::atomic<std::size_t> g_default_limit{std::size_t{1} << 20};
 
+// Handles of kind socket are Sockets: a forsaken loop has them let go of their descriptors.
+[[maybe_unused]] const bool g_forsake_registered =
+    (ListedHandle::on_forsake(HandleKind::socket, [](ListedHandle& h) noexcept { static_cast<Socket&>(h).forsake(); }),
+     true);
+
 }  // namespace
 
 IoOp::~IoOp() {

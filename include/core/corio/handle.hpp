@@ -133,13 +133,17 @@ class Handle {
 // Loop::hold()/release().
 class ListedHandle : public Handle {
  public:
-  // The loop is forsaken in the child of a fork() (Loop::forsake): let go of whatever is
-  // shared with the parent (a descriptor), without touching other loops.
-  virtual void forsake() noexcept {}
+  // What a loop forsaken in the child of a fork() (Loop::forsake) does with a started handle
+  // of a kind: let go of what it shares with the parent (a socket closes its descriptor).
+  // Set once per kind by the layer whose class has that kind (a function per kind, not a
+  // virtual one: a socket stays within its size budget).
+  using Forsake = void (*)(ListedHandle&) noexcept;
+  static void on_forsake(HandleKind kind, Forsake fn) noexcept;
+  static Forsake forsake_of(HandleKind kind) noexcept;
 
  protected:
   ListedHandle(HandleCounts& counts, HandleKind kind) noexcept : Handle(counts, kind) {}
-  virtual ~ListedHandle() { stop_handle(); }  // virtual: it has forsake()
+  ~ListedHandle() { stop_handle(); }
 
   void start_handle() noexcept {
     if (active()) return;
