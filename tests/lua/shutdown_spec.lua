@@ -36,8 +36,8 @@ describe("corio.shutdown", function()
     local out, status = child([[
       local bound = assert(corio.bind("127.0.0.1", 0))
       local served = assert(corio.serve("127.0.0.1", 0, function(c) c:close() end))
-      local p1 = tonumber(select(2, bound:getsockname()))
-      local p2 = tonumber(select(2, served:getsockname()))
+      local p1 = tonumber((select(2, bound:getsockname())))
+      local p2 = tonumber((select(2, served:getsockname())))
       local c = assert(corio.connect("127.0.0.1", p2))  -- served before
       c:close()
       local t0 = corio.now()
