@@ -19,8 +19,8 @@ ListedHandle::Forsake g_forsake[kHandleKinds] = {};
 
 void ListedHandle::on_forsake(HandleKind kind, Forsake fn) noexcept { g_forsake[static_cast<std::size_t>(kind)] = fn; }
 
-ListedHandle::Forsake ListedHandle::forsake_of(HandleKind kind) noexcept {
-  return g_forsake[static_cast<std::size_t>(kind)];
+ListedHandle::Forsake ListedHandle::forsake_fn() const noexcept {
+  return forsakable_ ? g_forsake[static_cast<std::size_t>(kind())] : nullptr;
 }
 
 }  // namespace corio

@@ -79,7 +79,7 @@ std::uint64_t Loop::forsake() noexcept {
   std::uint64_t blocked = signals_ ? signals_->forsake() : 0;
   for (ListedHandle* h = handles_.listed_, *next; h; h = next) {
     next = h->next_;  // forsaking h may unlink h, and only h
-    if (ListedHandle::Forsake fn = ListedHandle::forsake_of(h->kind())) fn(*h);
+    if (ListedHandle::Forsake fn = h->forsake_fn()) fn(*h);
   }
   stop_ = true;
   return blocked;

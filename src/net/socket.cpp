@@ -17,7 +17,7 @@ constexpr std::size_t kChunk = 64 * 1024;  // most bytes one read() asks for
 
 std::atomic<std::size_t> g_default_limit{std::size_t{1} << 20};
 
-// Handles of kind socket are Sockets: a forsaken loop has them let go of their descriptors.
+// A forsaken loop has its Sockets (use_forsake) let go of their descriptors.
 [[maybe_unused]] const bool g_forsake_registered =
     (ListedHandle::on_forsake(HandleKind::socket, [](ListedHandle& h) noexcept { static_cast<Socket&>(h).forsake(); }),
      true);
@@ -38,6 +38,7 @@ void Socket::set_default_limit(std::size_t bytes) noexcept { g_default_limit.sto
 
 Socket::Socket(Loop& loop, int fd) : ListedHandle(loop.handles(), HandleKind::socket) {
   unref();
+  use_forsake();
   if (fd >= 0) adopt(fd);
 }
 
