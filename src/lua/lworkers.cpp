@@ -11,7 +11,8 @@
 //
 // The parent supervises on its own loop (its timers keep running): SIGCHLD and waitpid on
 // each worker's pid (never -1: io.popen's children are not ours), restarts with back-off,
-// and on SIGTERM/SIGINT stops once: SIGTERM to every worker, SIGKILL after grace + margin.
+// and on SIGTERM/SIGINT (or the parent's corio.shutdown) stops once: SIGTERM to every
+// worker, SIGKILL after grace + margin.
 #include "lprotect.hpp"
 #include "lthread.hpp"
 
@@ -303,6 +304,7 @@ int supervise(lua_State* L, Runtime& rt, int n, double grace, int* failed_index)
   }
   Loop& loop = rt.loop;
   while (!(s.stopping && s.live == 0)) {
+    if (rt.shutdown_begun) s.stop();  // corio.shutdown() in the parent stops the workers too
     loop.run_once();
     if (loop.error()) {
       for (Worker& w : s.workers)

@@ -81,6 +81,12 @@ describe("corio.workers", function()
   it("restarts a killed worker with the same index within 1 s; SIGTERM stops all cleanly, hooks once each, nothing of the parent's in the workers", function()
     local out, status, log = scenario([[
       corio.every(0.05, function() if pid() ~= PARENT then log("PARENT-TICK-IN-WORKER", pid()) end end)
+      -- garbage of the parent's, collected in the workers: its destructors must be harmless
+      for _ = 1, 20 do corio.after(100, function() end):cancel() end
+      for _ = 1, 5 do corio.tcp() end
+      do local dropped = assert(corio.bind("127.0.0.1", 0)) end
+      local waiting = assert(corio.bind("127.0.0.1", 0))
+      corio.spawn(function() waiting:accept() log("PARENT-ACCEPT-RETURNED", pid()) end)
       corio.atshutdown(function() log("PARENT-HOOK", pid()) end)
       local t_kill, t_back, t_term
       corio.spawn(function()
@@ -96,6 +102,8 @@ describe("corio.workers", function()
       end)
       local ok, err = corio.workers(3, function(i)
         log("start", i, pid(), corio.epoch(), corio.worker, corio.worker_index())
+        collectgarbage()
+        collectgarbage()
         corio.atshutdown(function() log("hook", i, pid()) end)
         corio.every(1, function() end)  -- a timer, and nothing in flight
       end)
@@ -131,6 +139,10 @@ describe("corio.workers", function()
     assert.equal(1, #parent_hooks, table.concat(log, "\n"))
     assert.equal(parent, parent_hooks[1][2])
     for _, l in ipairs(log) do assert.is_nil(l:find("PARENT-TICK-IN-WORKER", 1, true), l) end
+    -- the parent's accepting thread ends only in the parent, at its own shutdown
+    local accepts = fields(log, "PARENT-ACCEPT-RETURNED")
+    assert.equal(1, #accepts, table.concat(log, "\n"))
+    assert.equal(parent, accepts[1][2])
     for _, l in ipairs(log) do assert.is_nil(l:find("WATCHDOG", 1, true), l) end
   end)
 
@@ -237,6 +249,26 @@ describe("corio.workers", function()
     assert.matches("pre\tconnection refused", out, 1, true)
     assert.matches("distinct\t2", out, 1, true)
     assert.matches("returned\ttrue", out, 1, true)
+    assert.is_nil(out:find("restarting", 1, true), out)
+  end)
+
+  it("stops the workers when the parent calls corio.shutdown", function()
+    local out, status, log = scenario([[
+      corio.spawn(function()
+        assert(wait_for(function() return #lines("^start ") >= 2 end))
+        print("parent shutdown", corio.shutdown(1))
+      end)
+      print("returned", corio.workers(2, function(i)
+        log("start", i, pid())
+        corio.atshutdown(function() log("hook", i, pid()) end)
+        corio.every(1, function() end)
+      end))
+      dog:cancel()
+    ]])
+    assert.equal(0, status, out)
+    assert.matches("parent shutdown	true", out, 1, true)
+    assert.matches("returned	true", out, 1, true)
+    assert.equal(2, #fields(log, "hook"), table.concat(log, "\n"))
     assert.is_nil(out:find("restarting", 1, true), out)
   end)
 
