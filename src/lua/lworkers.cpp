@@ -289,7 +289,7 @@ void Supervisor::stop() {
 int supervise(lua_State* L, Runtime& rt, int n, double grace, int* failed_index) {
   Supervisor s(L, rt, n, grace);
   for (SignalWatch* w : {&s.chld, &s.term, &s.intr})
-    if (auto ec = w->start()) return ec.value();
+    if (auto ec = w->start()) return ec.value();  // *failed_index stays 0: no worker yet
   for (Worker& w : s.workers) {
     if (int err = s.fork_worker(w)) {
       *failed_index = w.index;
@@ -346,7 +346,10 @@ int l_workers(lua_State* L) {
   if (err < 0) return loop_failed(L, rt.loop);
   if (err > 0) {
     lua_pushnil(L);
-    lua_pushfstring(L, "cannot fork worker %d: %s", failed, std::strerror(err));
+    if (failed > 0)
+      lua_pushfstring(L, "cannot fork worker %d: %s", failed, std::strerror(err));
+    else
+      lua_pushfstring(L, "cannot watch the signals: %s", std::strerror(err));
     return 2;
   }
   lua_pushboolean(L, 1);

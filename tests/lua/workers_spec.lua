@@ -6,7 +6,8 @@ local S = require "corio_support"
 local corio = require "corio"
 
 -- Helpers every scenario starts with: LOG (arg[1]), log(...), pid(), pgid(), sh(cmd),
--- lines(pattern) (the log's lines matching it), wait_for(pred, limit) (in a thread).
+-- lines(pattern) (the log's lines matching it), wait_for(pred, limit) (in a thread),
+-- blocked() (the signal mask), PARENT (the supervisor's pid), dog (the watchdog).
 local prelude = [[
 local corio = require "corio"
 local LOG = arg[1]
@@ -45,6 +46,12 @@ local function wait_for(pred, limit)
   return true
 end
 local PARENT = pid()
+local function blocked()  -- this process's blocked signals, as /proc shows them
+  local f = assert(io.open("/proc/self/status"))
+  local s = f:read("*a")
+  f:close()
+  return s:match("SigBlk:%s*(%x+)")
+end
 local dog = corio.after(12, function() log("WATCHDOG") sh("kill -TERM " .. PARENT) end)
 ]]
 
@@ -100,6 +107,7 @@ describe("corio.workers", function()
         t_term = corio.now()
         sh("kill -TERM " .. PARENT)
       end)
+      local mask_before = blocked()
       local ok, err = corio.workers(3, function(i)
         log("start", i, pid(), corio.epoch(), corio.worker, corio.worker_index())
         collectgarbage()
@@ -108,6 +116,7 @@ describe("corio.workers", function()
         corio.every(1, function() end)  -- a timer, and nothing in flight
       end)
       local t_ret = corio.now()
+      print("mask restored", mask_before == blocked(), mask_before)
       print("returned", ok, err)
       print("restart", t_back - t_kill)
       print("stop", t_ret - t_term)
@@ -117,6 +126,7 @@ describe("corio.workers", function()
     ]])
     assert.equal(0, status, out)
     assert.matches("returned\ttrue\tnil", out, 1, true)
+    assert.matches("mask restored\ttrue", out, 1, true)
     assert.is_true(tonumber(out:match("restart\t(%S+)")) < 1, out)
     assert.is_true(tonumber(out:match("stop\t(%S+)")) < 1, out)  -- nothing in flight: at once
     local parent, parent_epoch = out:match("parent\t(%d+)\t(%d+)\tnil\tnil")
@@ -168,6 +178,30 @@ describe("corio.workers", function()
     assert.matches("boom in main\nstack traceback:", out, 1, true)
     assert.matches("worker 1 %(pid %d+%) exited with status 1; restarting in 0.1 s", out)
     assert.equal(2, #fields(log, "start"), out)
+  end)
+
+  it("backs off: a worker that keeps failing at once is restarted after 0.1 s, then 0.2 s, 0.4 s", function()
+    local out, status, log = scenario([[
+      corio.spawn(function()
+        assert(wait_for(function() return #lines("^start ") >= 4 end, 3))
+        sh("kill -TERM " .. PARENT)
+      end)
+      print("returned", corio.workers(1, function(i)
+        log("start", i, corio.now())
+        error("failing at once")
+      end))
+    ]])
+    assert.equal(0, status, out)
+    assert.matches("returned\ttrue", out, 1, true)
+    local delays = {}
+    for d in out:gmatch("restarting in (%S+) s") do delays[#delays + 1] = d end
+    assert.same({ "0.1", "0.2", "0.4" }, { delays[1], delays[2], delays[3] }, out)
+    local starts = fields(log, "start")
+    assert.is_true(#starts >= 4, out)
+    -- the delays measured between starts: the third is about twice the second
+    local gap2 = tonumber(starts[3][3]) - tonumber(starts[2][3])
+    local gap3 = tonumber(starts[4][3]) - tonumber(starts[3][3])
+    assert.is_true(gap2 >= 0.18 and gap3 >= 0.38 and gap3 < 1, out .. table.concat(log, "\n"))
   end)
 
   it("stops a worker with a thread in flight after opts.grace", function()
