@@ -20,12 +20,6 @@ namespace {
 
 constexpr double kDefaultGrace = 5;
 
-void done(Runtime& rt) noexcept {
-  rt.shutdown_done = true;
-  rt.stopping = true;
-  if (rt.grace_timer) rt.grace_timer->stop();
-}
-
 // A table in the registry at *ref, made on first use (weak keys if asked); pushed.
 void push_table(lua_State* L, int* ref, bool weak) {
   if (*ref != LUA_NOREF) {
@@ -96,7 +90,7 @@ int l_shutdown(lua_State* L) {
     while (!rt.shutdown_done && loop.alive()) loop.run_once();
     if (loop.error()) return loop_failed(L, loop);
     make_current(L);  // the loop ran threads
-    done(rt);
+    rt.shutdown_over();
     rt.stopping = false;  // consumed here: a later corio.run() is not stopped by it
   }
   lua_pushboolean(L, 1);
@@ -109,6 +103,12 @@ const luaL_Reg kFunctions[] = {
 };
 
 }  // namespace
+
+void Runtime::shutdown_over() noexcept {
+  shutdown_done = true;
+  stopping = true;
+  if (grace_timer) grace_timer->stop();
+}
 
 void begin_shutdown(lua_State* L, Runtime& rt, double grace) {
   rt.shutdown_begun = true;
@@ -138,12 +138,12 @@ void begin_shutdown(lua_State* L, Runtime& rt, double grace) {
     for (LSocket* s : servers) close_socket(s);
     lua_pop(L, 1);
   }
-  if (rt.inflight == 0) return done(rt);
+  if (rt.inflight == 0) return rt.shutdown_over();
   if (!std::isinf(grace)) {
     rt.grace_timer = std::make_unique<Timer>(rt.loop);
     rt.grace_timer->unref();  // only threads in flight keep the loop going
     Runtime* r = &rt;
-    rt.grace_timer->start(from_seconds(grace), [r] { done(*r); });
+    rt.grace_timer->start(from_seconds(grace), [r] { r->shutdown_over(); });
   }
 }
 

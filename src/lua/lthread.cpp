@@ -392,11 +392,7 @@ void Runtime::spawn(lua_State* L, int nargs) {
 
 void Runtime::finished() noexcept {
   if (inflight > 0) --inflight;  // (a thread counted twice or never is a bug; never below 0)
-  if (inflight == 0 && shutdown_begun && !shutdown_done) {
-    shutdown_done = true;
-    stopping = true;
-    if (grace_timer) grace_timer->stop();
-  }
+  if (inflight == 0 && shutdown_begun && !shutdown_done) shutdown_over();
 }
 
 // A runner is a thread that calls what it is resumed with, then yields kRunnerIdle and

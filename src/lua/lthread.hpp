@@ -149,6 +149,7 @@ struct Runtime {
   // from its start (spawn, a timer callback's runner, a coroutine whose wait corio holds)
   // until settle() sees it end (a runner: park). A count, not a set: no cost per thread.
   void finished() noexcept;
+  void shutdown_over() noexcept;  // lshutdown.cpp: the stop is done; corio.run returns
 
   Loop& loop;
   lua_State* main;           // a thread kept in the registry for callbacks from the loop
