@@ -13,7 +13,6 @@
 #include <corio/timer.hpp>
 
 #include <cmath>
-#include <vector>
 
 namespace corio::lua {
 namespace {
@@ -126,16 +125,23 @@ void begin_shutdown(lua_State* L, Runtime& rt, double grace) {
     rt.hooks_ref = LUA_NOREF;
   }
   if (rt.servers_ref != LUA_NOREF) {
-    // Listed first: closing wakes the accepting threads, which run at once.
-    std::vector<LSocket*> servers;
+    // Listed first, in a table that holds them (closing wakes the accepting threads, which
+    // run at once and may collect garbage), then closed.
+    lua_newtable(L);
+    int n = 0;
     lua_rawgeti(L, LUA_REGISTRYINDEX, rt.servers_ref);
     lua_pushnil(L);
     while (lua_next(L, -2)) {
       lua_pop(L, 1);
-      if (LSocket* s = to_magic_userdata<LSocket>(L, -1); s && s->sock) servers.push_back(s);
+      lua_pushvalue(L, -1);
+      lua_rawseti(L, -4, ++n);
     }
-    // the table keeps them alive (a thread's reference is on its stack) while they close
-    for (LSocket* s : servers) close_socket(s);
+    lua_pop(L, 1);
+    for (int i = 1; i <= n; ++i) {
+      lua_rawgeti(L, -1, i);
+      if (LSocket* s = to_magic_userdata<LSocket>(L, -1); s && s->sock) close_socket(s);
+      lua_pop(L, 1);
+    }
     lua_pop(L, 1);
   }
   if (rt.inflight == 0) return rt.shutdown_over();
