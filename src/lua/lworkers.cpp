@@ -338,6 +338,11 @@ int l_workers(lua_State* L) {
     }
   }
   Runtime& rt = runtime(L);
+  if (rt.shutdown_begun) {  // the supervision would stop them at once
+    lua_pushnil(L);
+    lua_pushliteral(L, "cannot start workers: the runtime is shutting down");
+    return 2;
+  }
   lua_settop(L, 3);
   lua_pushvalue(L, lua_upvalueindex(1));  // the box, at 4
   int failed = 0;
