@@ -26,6 +26,21 @@ local corio = {
   wrap = core.wrap,        -- wrap(luasocket_socket) -> the same, async; the original as .socket
   setlimit = core.setlimit,  -- setlimit(bytes): default line limit of every socket (math.huge: none)
   nameservers = core.nameservers,  -- nameservers("127.0.0.1:53,..."): DNS servers instead of resolv.conf's
+  -- Shutting down (README, "Shutting down"):
+  epoch = core.epoch,      -- epoch() -> integer naming this runtime; another one in a forked worker
+  atshutdown = core.atshutdown,  -- atshutdown(fn) -> true: fn runs once when shutdown begins (false: too late)
+  -- shutdown([grace]) -> true the first time, false after: runs the atshutdown hooks (each in a
+  -- thread of its own, in order; an error is reported and the rest run), closes every server
+  -- corio.bind/serve made, then lets the loop go on until no spawned thread is in flight (timer
+  -- callbacks do not count) or grace seconds (default 5; math.huge: no limit) have passed, and
+  -- stops corio.run(). From the main script it runs the loop itself until then.
+  shutdown = core.shutdown,
+  -- Worker processes (README, "Worker processes"):
+  -- workers(n, main [, {grace = 3}]) -> true after a stop (SIGTERM/SIGINT), or nil, message:
+  -- n forked workers each run main(i) on a fresh runtime, restarted with back-off when they
+  -- exit; from the main script only.
+  workers = core.workers,
+  worker_index = core.worker,  -- i inside worker i, nil elsewhere; also the field corio.worker
 }
 
 -- connect(host, port [, laddr [, lport [, family]]]) -> client | nil, message, as LuaSocket's
@@ -58,10 +73,15 @@ function corio.bind(host, port, backlog)
     local sock, err = make()
     if not sock then return nil, err end
     sock:setoption("reuseaddr", true)
+    -- in a worker, every worker binds the same port: the kernel spreads the connections
+    if core.worker() then sock:setoption("reuseport", true) end
     local ok
     ok, err = sock:bind(host, port)
     if ok then ok, err = sock:listen(backlog or math.huge) end
-    if ok then return sock end
+    if ok then
+      core.serving(sock)  -- corio.shutdown closes it
+      return sock
+    end
     sock:close()
     first = first or err
     -- on to IPv6 only when the host has no IPv4 address, not when the port is taken

@@ -13,4 +13,14 @@ const char* handle_kind_name(HandleKind kind) noexcept {
   return "?";
 }
 
+namespace {
+ListedHandle::Forsake g_forsake[kHandleKinds] = {};
+}
+
+void ListedHandle::on_forsake(HandleKind kind, Forsake fn) noexcept { g_forsake[static_cast<std::size_t>(kind)] = fn; }
+
+ListedHandle::Forsake ListedHandle::forsake_fn() const noexcept {
+  return forsakable_ ? g_forsake[static_cast<std::size_t>(kind())] : nullptr;
+}
+
 }  // namespace corio

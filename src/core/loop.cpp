@@ -54,9 +54,35 @@ Loop::Service& Loop::add_service(const void* key, std::unique_ptr<Service> s) {
   return *services_.back().second;
 }
 
+namespace {
+// The thread's default loop, by pointer: a forked child forsakes it and makes another.
+struct CurrentLoop {
+  Loop* loop = nullptr;
+  ~CurrentLoop() { delete loop; }
+};
+thread_local CurrentLoop t_current;
+}  // namespace
+
 Loop& Loop::current() {
-  thread_local Loop loop;
-  return loop;
+  if (!t_current.loop) t_current.loop = new Loop();
+  return *t_current.loop;
+}
+
+std::uint64_t Loop::forsake_current() noexcept {
+  Loop* old = std::exchange(t_current.loop, nullptr);
+  return old ? old->forsake() : 0;  // and leaked: its handles may still point into it
+}
+
+std::uint64_t Loop::forsake() noexcept {
+  poller_->forsake();  // first: the handles below unregister through it
+  wakeup_->forsake();
+  std::uint64_t blocked = signals_ ? signals_->forsake() : 0;
+  for (ListedHandle* h = handles_.listed_, *next; h; h = next) {
+    next = h->next_;  // forsaking h may unlink h, and only h
+    if (ListedHandle::Forsake fn = h->forsake_fn()) fn(*h);
+  }
+  stop_ = true;
+  return blocked;
 }
 
 void Loop::run() {

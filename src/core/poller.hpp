@@ -28,6 +28,10 @@ class Poller {
   // or when interrupted by a signal), or -errno if the wait itself failed.
   virtual int wait(std::optional<Duration> timeout, PollEvent* out, int max) noexcept = 0;
 
+  // In the child of a fork(): replaces the backend's descriptor by a fresh one of the same
+  // number, so that what is done through this poller no longer reaches the parent's.
+  virtual void forsake() noexcept = 0;
+
   static std::unique_ptr<Poller> create();
 };
 

@@ -6,6 +6,7 @@
 #include <corio/io_watch.hpp>
 
 #include <cerrno>
+#include <fcntl.h>
 #include <ctime>
 #include <system_error>
 #include <sys/epoll.h>
@@ -40,6 +41,15 @@ class EpollPoller final : public Poller {
     if (fd_ < 0) throw std::system_error(errno, std::generic_category(), "epoll_create1");
   }
   ~EpollPoller() override { close(fd_); }
+
+  // The epoll instance is shared with the parent after fork(): an EPOLL_CTL_DEL here would
+  // remove the parent's registration. A fresh, empty instance takes its number.
+  void forsake() noexcept override {
+    int fresh = epoll_create1(EPOLL_CLOEXEC);
+    if (fresh < 0) return;
+    dup3(fresh, fd_, O_CLOEXEC);
+    close(fresh);
+  }
 
   int set(int fd, unsigned old_interest, unsigned interest) noexcept override {
     epoll_event ev{};

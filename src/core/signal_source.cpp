@@ -3,6 +3,7 @@
 #include <corio/loop.hpp>
 
 #include <cerrno>
+#include <fcntl.h>
 #include <ctime>
 #include <pthread.h>
 #include <sys/signalfd.h>
@@ -94,6 +95,26 @@ void SignalSource::remove(SignalWatch* w) noexcept {
   sigdelset(&watched_, s);
   apply_mask();
   release(s);
+}
+
+std::uint64_t SignalSource::forsake() noexcept {
+  std::uint64_t mine = 0;
+  for (int s = 1; s < kMax; ++s) {
+    for (SignalWatch* w = heads_[s]; w; w = w->next_) w->detach_handle();
+    if (sigismember(&watched_, s) && !sigismember(&blocked_before_, s)) mine |= std::uint64_t{1} << (s - 1);
+  }
+  sigemptyset(&watched_);
+  sigemptyset(&blocked_before_);
+  if (fd_ >= 0) {
+    sigset_t none;
+    sigemptyset(&none);
+    int fresh = signalfd(-1, &none, SFD_NONBLOCK | SFD_CLOEXEC);
+    if (fresh >= 0) {
+      dup3(fresh, fd_, O_CLOEXEC);
+      close(fresh);
+    }
+  }
+  return mine;
 }
 
 void SignalSource::describe(std::string& out) const {

@@ -4,6 +4,7 @@
 #include <corio/signal_watch.hpp>
 
 #include <csignal>
+#include <cstdint>
 #include <optional>
 #include <string>
 
@@ -17,6 +18,10 @@ class SignalSource {
   void remove(SignalWatch* w) noexcept;
   // Appends " (signal 10, signal 12)": the signal of each watch.
   void describe(std::string& out) const;
+  // After fork(), in the child: detaches every watch (their stop() is then a no-op, so they
+  // never touch the mask again), gives the signalfd's number to an empty signalfd, and
+  // returns the signals this source blocked itself (bit s-1), leaving the mask as it is.
+  std::uint64_t forsake() noexcept;
 
  private:
   void on_readable();

@@ -12,6 +12,7 @@ class Wakeup {
   int fd() const noexcept { return fd_; }
   void signal() noexcept;  // async-signal-safe and thread-safe
   void drain() noexcept;
+  void forsake() noexcept;  // after fork(), in the child: a fresh eventfd of the same number
 
  private:
   int fd_;

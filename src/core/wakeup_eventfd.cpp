@@ -2,6 +2,7 @@
 
 #include <cerrno>
 #include <cstdint>
+#include <fcntl.h>
 #include <system_error>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -24,6 +25,13 @@ void Wakeup::drain() noexcept {
   std::uint64_t v;
   ssize_t r = read(fd_, &v, sizeof v);
   (void)r;
+}
+
+void Wakeup::forsake() noexcept {
+  int fresh = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (fresh < 0) return;
+  dup3(fresh, fd_, O_CLOEXEC);
+  close(fresh);
 }
 
 }  // namespace corio

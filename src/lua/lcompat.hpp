@@ -71,6 +71,15 @@ inline void push_uservalues(lua_State* L, int idx, int n) {
 #endif
 }
 
+// The raw length of the table or userdata at idx.
+inline std::size_t raw_len(lua_State* L, int idx) {
+#if LUA_VERSION_NUM >= 502
+  return lua_rawlen(L, idx);
+#else
+  return lua_objlen(L, idx);
+#endif
+}
+
 // The full userdata at idx as a T (or a type that starts with one), told by T's magic
 // number instead of a metatable lookup per call; nullptr if it is not one. A light
 // userdata has length 0.

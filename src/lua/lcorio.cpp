@@ -35,6 +35,8 @@ int open_core(lua_State* L) {
   lua_newtable(L);
   luaL_setfuncs(L, kFunctions, 0);
   corio::lua::register_threads(L);
+  corio::lua::register_shutdown(L);
+  corio::lua::register_workers(L);
   corio::lua::register_timers(L);
   corio::lua::register_sockets(L);
   corio::lua::register_wrap(L);

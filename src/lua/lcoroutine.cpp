@@ -86,6 +86,7 @@ int run(lua_State* L, lua_State* co, int nargs, lua_Integer id, bool wrap, bool 
   int status = rt.resume_raw(co, L, nargs, id, &nres);
   if (status == LUA_YIELD && wait_id(co)) {
     if (rt.root != co) return kPassUp;
+    ++rt.inflight;  // the loop resumes co from now on: a root, in flight until it ends
     if (!flag) return 0;  // co holds its wait itself: to L it is a yield of nothing
     lua_pushboolean(L, 1);
     return 1;

@@ -183,7 +183,12 @@ struct Runtime::SoonQueue {
   bool scheduled = false;
 };
 
-Runtime::Runtime(lua_State* L) : loop(Loop::current()), main(L), soon_(new SoonQueue{this, {}, {}}) {}
+namespace {
+lua_Integer g_epochs = 0;  // runtimes made in this process (and, through fork, its parents)
+}
+
+Runtime::Runtime(lua_State* L)
+    : loop(Loop::current()), main(L), epoch(++g_epochs), soon_(new SoonQueue{this, {}, {}}) {}
 
 Runtime::~Runtime() {
   while (ops) delete ops;  // the state is closing: pending waits are dropped, not resumed
@@ -279,24 +284,31 @@ void Runtime::resume(lua_State* co, int nargs, lua_Integer id) {
 // What a root thread resumed by the loop did, when it does not wait.
 void Runtime::settle(lua_State* co, int status, int nres) {
   if (status == LUA_YIELD) {
-    if (nres == 1 && lua_touserdata(co, -1) == &kRunnerIdle) return park_runner(co);
+    if (nres == 1 && lua_touserdata(co, -1) == &kRunnerIdle) {
+      finished();
+      return park_runner(co);
+    }
     // A plain coroutine.yield(): the thread gives the others a turn and goes on.
     lua_pop(co, nres);
     give_turn(co);
   } else if (status != LUA_OK) {
     report(co);
+    if (co == sentinel) sentinel_failed = true;
 #if LUA_VERSION_NUM >= 504
     if (lua_status(co) != LUA_OK && lua_status(co) != LUA_YIELD) {  // it failed itself
       // Nobody else can close the dead thread's pending to-be-closed variables (a socket of
       // a failed handler, say): close them now, as coroutine.wrap does on an error.
       lua_resetthread(co);
       lua_settop(co, 0);  // it leaves the error object: without it co would look suspended
+      finished();
       return;
     }
 #endif
     lua_pop(co, 1);  // lua_resume's own complaint (a C stack overflow): co is as it was
+    if (lua_status(co) != LUA_OK && lua_status(co) != LUA_YIELD) finished();  // LuaJIT: dead
   } else {
     lua_settop(co, 0);
+    finished();
   }
 }
 
@@ -374,7 +386,13 @@ void Runtime::spawn(lua_State* L, int nargs) {
   if (!lua_checkstack(co, nargs + 1)) luaL_error(L, "too many arguments to spawn");
   lua_insert(L, -(nargs + 2));
   lua_xmove(L, co, nargs + 1);
+  ++inflight;
   resume(co, nargs);  // L's stack anchors co meanwhile
+}
+
+void Runtime::finished() noexcept {
+  if (inflight > 0) --inflight;  // (a thread counted twice or never is a bug; never below 0)
+  if (inflight == 0 && shutdown_begun && !shutdown_done) shutdown_over();
 }
 
 // A runner is a thread that calls what it is resumed with, then yields kRunnerIdle and
@@ -427,6 +445,7 @@ void Runtime::start_runner(lua_State* co, int nargs) {
     return;
   }
   lua_xmove(M, co, nargs + 1);
+  ++inflight;
   resume(co, nargs + 1);
   lua_pop(M, 1);
 }

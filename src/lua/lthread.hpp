@@ -19,6 +19,7 @@
 #include <corio/block_pool.hpp>
 
 #include <corio/loop.hpp>
+#include <corio/timer.hpp>
 
 #include <memory>
 #include <vector>
@@ -144,6 +145,12 @@ struct Runtime {
   // Queues s for the next loop turn. May throw std::bad_alloc, having queued nothing.
   void soon(const Soon& s);
 
+  // Threads in flight (corio.shutdown waits for them): a root thread of the loop counts
+  // from its start (spawn, a timer callback's runner, a coroutine whose wait corio holds)
+  // until settle() sees it end (a runner: park). A count, not a set: no cost per thread.
+  void finished() noexcept;
+  void shutdown_over() noexcept;  // lshutdown.cpp: the stop is done; corio.run returns
+
   Loop& loop;
   lua_State* main;           // a thread kept in the registry for callbacks from the loop
   Anchors anchors{main};     // at the bottom of main's stack
@@ -158,6 +165,20 @@ struct Runtime {
   lua_Integer waking_id = marks::kNone;
   int waking_n = 0;
   lua_Integer next_id = marks::kFirstOperation;  // of operations' waits
+  // Which runtime of this process's history this is (corio.epoch): each new one, and so a
+  // forked worker's, takes the next number.
+  const lua_Integer epoch;
+  int worker = 0;                 // i in worker process i (lworkers.cpp); 0 elsewhere
+  long inflight = 0;              // threads in flight (finished)
+  lua_State* sentinel = nullptr;  // a worker's main thread: an error in it is noted
+  bool sentinel_failed = false;
+  // corio.shutdown (lshutdown.cpp): begun once; done when nothing is in flight or the grace
+  // is over, which stops corio.run.
+  bool shutdown_begun = false;
+  bool shutdown_done = false;
+  int hooks_ref = LUA_NOREF;      // corio.atshutdown's functions, in order
+  int servers_ref = LUA_NOREF;    // weak set of listening servers corio.bind made
+  std::unique_ptr<Timer> grace_timer;
   // The root of the wait begun last: tells a coroutine.resume whose coroutine just
   // yielded in a wait whether to pass the wait up or hold it (asok style).
   lua_State* root = nullptr;
@@ -194,6 +215,13 @@ Runtime& find_runtime(lua_State* L);
 void push_runtime(lua_State* L);
 // Registers spawn, current, sleep, suspend, resume, run, step, stop, onerror.
 void register_threads(lua_State* L);
+// Registers epoch, atshutdown, shutdown and serving (lshutdown.cpp).
+void register_shutdown(lua_State* L);
+// Begins the shutdown of rt on L (hooks, servers, the grace timer); rt.shutdown_begun must
+// be false. May raise a Lua error (memory).
+void begin_shutdown(lua_State* L, Runtime& rt, double grace);
+// Registers workers and worker (lworkers.cpp).
+void register_workers(lua_State* L);
 // Installs corio's coroutine.resume and coroutine.wrap (lcoroutine.cpp); runtime at -2.
 void register_coroutines(lua_State* L);
 

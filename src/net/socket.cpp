@@ -16,6 +16,11 @@ constexpr int idx(Direction d) { return static_cast<int>(d); }
 
 std::atomic<std::size_t> g_default_limit{std::size_t{1} << 20};
 
+// A forsaken loop has its Sockets (use_forsake) let go of their descriptors.
+[[maybe_unused]] const bool g_forsake_registered =
+    (ListedHandle::on_forsake(HandleKind::socket, [](ListedHandle& h) noexcept { static_cast<Socket&>(h).forsake(); }),
+     true);
+
 }  // namespace
 
 IoOp::~IoOp() {
@@ -32,6 +37,7 @@ void Socket::set_default_limit(std::size_t bytes) noexcept { g_default_limit.sto
 
 Socket::Socket(Loop& loop, int fd) : ListedHandle(loop.handles(), HandleKind::socket) {
   unref();
+  use_forsake();
   if (fd >= 0) adopt(fd);
 }
 

@@ -119,6 +119,7 @@ class Handle {
   HandleKind kind_;
   bool active_ = false;
   bool ref_ = true;
+  bool forsakable_ = false;  // ListedHandle::use_forsake()
 };
 
 // A handle of a higher layer, which no structure of the loop holds (a timer is in the timer
@@ -132,9 +133,21 @@ class Handle {
 // queued operation holds the loop with ref() (unref() when the last one leaves) or with
 // Loop::hold()/release().
 class ListedHandle : public Handle {
+ public:
+  // What a loop forsaken in the child of a fork() (Loop::forsake) does with a started handle
+  // of a kind: let go of what it shares with the parent (a socket closes its descriptor).
+  // Set once per kind by the layer whose class has that kind, and called only for handles
+  // that said they are of that class (use_forsake()): a function per kind and a flag in the
+  // base's padding, not a virtual function, so a socket stays within its size budget.
+  using Forsake = void (*)(ListedHandle&) noexcept;
+  static void on_forsake(HandleKind kind, Forsake fn) noexcept;
+  // The kind's function if this handle uses it, else nullptr.
+  Forsake forsake_fn() const noexcept;
+
  protected:
   ListedHandle(HandleCounts& counts, HandleKind kind) noexcept : Handle(counts, kind) {}
   ~ListedHandle() { stop_handle(); }
+  void use_forsake() noexcept { forsakable_ = true; }  // see on_forsake()
 
   void start_handle() noexcept {
     if (active()) return;

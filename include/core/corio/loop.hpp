@@ -9,6 +9,7 @@
 
 #include <atomic>
 #include <coroutine>
+#include <cstdint>
 #include <exception>
 #include <functional>
 #include <memory>
@@ -47,6 +48,21 @@ class Loop {
   // The calling thread's default loop, created on first use. Every API in the thread
   // (C++ tasks, every Lua module in a Lua state) shares it.
   static Loop& current();
+  // In the child of a fork(): the calling thread's current loop (if made) is forsaken (see
+  // forsake()) and leaked, and the next current() makes a fresh one. Returns what forsake()
+  // returns (0 if there was no loop).
+  static std::uint64_t forsake_current() noexcept;
+
+  // In the child of a fork(), for a loop that must never run again: every descriptor it
+  // shares with the parent is made private or let go, so nothing done through this loop or
+  // its handles (a late destructor unregistering a watch) can reach the parent's. The epoll
+  // and eventfd are replaced in place (dup2 of fresh ones over the same numbers), the
+  // signalfd too and its watches are detached, and every started ListedHandle is told
+  // (ListedHandle::forsake: a socket closes its descriptor). The signal mask is left as it
+  // is: the return value has bit s-1 set for each signal s the loop had blocked itself, for
+  // the caller to unblock once it has taken over the signals it wants (no gap in between).
+  // The loop's memory stays valid, so its handles may still be stopped and destroyed.
+  std::uint64_t forsake() noexcept;
 
   // Runs until stop() or until nothing (timer, watch, queued callback, hold) is left.
   void run();

@@ -130,6 +130,10 @@ class Socket : public ListedHandle {
   void detach() noexcept;
   // Like close(), but for an owner that is going away: queued operations are cancelled.
   void destroy() noexcept;         // deletes this, after any dispatch in progress
+  // Its loop is forsaken after fork() (Loop::forsake; every handle of kind socket is a
+  // Socket): the descriptor is closed (left open if borrowed) and queued operations stay
+  // queued, never finished: their owners belong to the parent's side and must not run.
+  void forsake() noexcept { release_fd(); }
 
   // Primitives for step(): `done` with no error means progress was made; the end of the
   // stream is Error::closed. Read into input() / straight into buf / write, within the throttle.
