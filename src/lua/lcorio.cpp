@@ -2,6 +2,7 @@
 #include "lcompat.hpp"
 #include "levent.hpp"
 #include "lprotect.hpp"
+#include "lrecurring.hpp"
 #include "lsocket.hpp"
 #include "lthread.hpp"
 #include "ltimer.hpp"
@@ -35,6 +36,7 @@ int open_core(lua_State* L) {
   luaL_setfuncs(L, kFunctions, 0);
   corio::lua::register_threads(L);
   corio::lua::register_timers(L);
+  corio::lua::register_recurring(L);
   corio::lua::register_sockets(L);
   corio::lua::register_wrap(L);
   corio::lua::register_coroutines(L);
