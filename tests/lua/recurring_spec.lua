@@ -45,6 +45,20 @@ describe("core.recurring", function()
     end)
   end)
 
+  it("runs each timer's own fn", function()
+    S.run(function()
+      local counts, timers = { 0, 0, 0 }, {}
+      for i = 1, 3 do
+        timers[i] = core.recurring({ interval = 0.002 * i, recurring = true }, function() counts[i] = counts[i] + 1 end)
+      end
+      wait_for(function() return counts[3] >= 2 end)
+      for i = 1, 3 do
+        timers[i]:cancel()
+        assert.are.equal(timers[i]:runs(), counts[i])
+      end
+    end)
+  end)
+
   it("never overlaps runs: checks that come while fn waits are skipped, then back on the grid", function()
     S.run(function()
       local I = 0.02
@@ -337,25 +351,34 @@ describe("core.recurring", function()
     assert.is_nil(out:find("corio:", 1, true), out)
   end)
 
-  it("takes a core.leases table with a key", function()
+  it("takes a core.leases table with a key: one of the key's timers runs per interval", function()
     if not core.leases then
       pending("this build has no node layer (core.leases)")
       return
     end
+    local name = ("corio-rtimer-spec-%d-%d"):format(math.random(1e9), math.floor(corio.now() * 1e3) % 1e9)
     S.run(function()
-      local name = "corio-rtimer-spec-" .. tostring(corio.now()):gsub("%.", "")
       local leases = assert(core.leases(name))
       local a, b = 0, 0
-      local key = "k" .. tostring(math.random(1e9))
+      local key = "key" .. math.random(1e9)
       local ta = core.recurring({ interval = 0.02, recurring = true, leases = leases, key = key }, function() a = a + 1 end)
       local tb = core.recurring({ interval = 0.02, recurring = true, leases = leases, key = key }, function() b = b + 1 end)
-      corio.sleep(0.1)
+      corio.sleep(0.11)
       ta:cancel()
       tb:cancel()
+      -- 5 checks each: alone they would run 10 times
       assert.is_true(a + b >= 2 and a + b <= 6, ("%d + %d runs"):format(a, b))
-      local ok, err = pcall(core.recurring, { interval = 1, recurring = true, leases = leases }, function() end)
-      assert.is_false(ok)
-      assert.matches("key", err)
+      local function refused(opts, what)
+        local ok, err = pcall(core.recurring, opts, function() end)
+        assert.is_false(ok)
+        assert.matches(what, err, 1, true)
+      end
+      refused({ interval = 1, recurring = true, leases = leases }, "key")
+      refused({ interval = 1, recurring = true, leases = leases, key = 7 }, "key")
+      refused({ interval = 1, leases = leases, key = "k" }, "leases requires recurring")
+      refused({ interval = 1, recurring = true, leases = leases, key = ("k"):rep(201) }, "key")
+      refused({ interval = 1, recurring = true, leases = {}, key = "k" }, "leases")
     end)
+    core.unlink_leases(name)
   end)
 end)
