@@ -222,6 +222,28 @@ TEST_F(RecurringTimerTest, TheGateDecidesEachCheckOfARecurringTimer) {
   EXPECT_EQ(t.skipped(), 0u);
 }
 
+TEST_F(RecurringTimerTest, ChecksComeEveryCheckWhenItIsShorterThanTheInterval) {
+  // resty.timer's sub_interval: a gate that says no is asked again one check later.
+  constexpr Duration kCheck = 5ms;
+  RecurringTimer::Options o = every(40ms);
+  o.check = kCheck;
+  int asked = 0;
+  o.gate = [&] { return ++asked == 3; };
+  std::vector<TimePoint> at;
+  Start s{Clock::now(), {}};
+  RecurringTimer t(loop, o, [&](RecurringTimer::Run) { at.push_back(Clock::now()); });
+  s.after = Clock::now();
+  EXPECT_GE(t.next(), s.before + kCheck);
+  EXPECT_LE(t.next(), s.after + kCheck);
+  ASSERT_TRUE(run_until(loop, [&] { return !at.empty(); }));
+  EXPECT_EQ(asked, 3);
+  EXPECT_GE(at[0], s.before + 3 * kCheck);
+  EXPECT_LT(at[0], s.after + 3 * kCheck + kLate);
+  EXPECT_GE(t.next(), s.before + 4 * kCheck) << "the grid is the check's";
+  EXPECT_LE(t.next(), s.after + 4 * kCheck) << "the grid is the check's";
+  t.cancel();
+}
+
 TEST_F(RecurringTimerTest, ExceptionsFromCallbacksAreReportedAndTheTimerGoesOn) {
   std::vector<std::string> reported;
   corio_test::capture_exceptions(loop, reported);
@@ -301,6 +323,20 @@ TEST_F(RecurringTimerTest, ARunOutlivesItsTimerHarmlessly) {
   kept->finish();  // twice: harmless
   RecurringTimer::Run moved = std::move(*kept);
   EXPECT_FALSE(static_cast<bool>(moved));
+}
+
+TEST(RecurringTimerLoopTest, TheLoopMayDieFirst) {
+  std::optional<RecurringTimer::Run> kept;
+  std::unique_ptr<RecurringTimer> t;
+  {
+    Loop loop;
+    t = std::make_unique<RecurringTimer>(loop, every(1ms), [&](RecurringTimer::Run r) { kept.emplace(std::move(r)); });
+    ASSERT_TRUE(run_until(loop, [&] { return kept.has_value(); }));
+  }
+  EXPECT_TRUE(t->running());
+  kept.reset();  // the run ends after its loop: nothing re-arms on the dead loop's queue
+  EXPECT_FALSE(t->running());
+  t.reset();
 }
 
 TEST_F(RecurringTimerTest, IntervalZeroRunsAtMostOncePerTurnAndWaitsForTheRun) {

@@ -49,7 +49,9 @@ class RecurringTimer {
 
   // A run in progress. Move-only: the run ends when the last owner destroys it or calls
   // finish(), so a callback that returns at once ends it at once and one that hands it to a
-  // Lua thread or a Task ends it when they do. Outliving the timer is harmless.
+  // Lua thread or a Task ends it when they do. Outliving the timer is harmless; outliving
+  // the loop too, but for a live interval-0 timer, whose run's end arms the next check on
+  // the loop (destroy such a timer with its loop).
   class Run {
    public:
     Run() = default;
