@@ -43,6 +43,7 @@ constexpr const char* kHandleType = "corio.recurring";
 constexpr const char* kRunType = "corio.recurring.run";
 constexpr const char* kHandlesKey = "corio.recurring.handles";  // weak values: light userdata -> handle
 constexpr const char* kTrampolineKey = "corio.recurring.body";
+constexpr const char* kPrepareKey = "corio.recurring.prepare";
 
 struct LuaRecurring {
   explicit LuaRecurring(Runtime& r) : rt(&r) {}
@@ -114,34 +115,50 @@ int report_run_error(lua_State* L) {
   return 0;
 }
 
+struct FireArgs {
+  LuaRecurring* h;
+  RecurringTimer::Run* run;
+};
+
+// fire()'s allocations, protected (a memory error must not unwind through the loop):
+// (FireArgs) -> body, token, or nothing if the handle is being collected. The Run moves
+// into the token only when nothing can fail any more.
+int prepare_run(lua_State* M) {
+  auto* a = static_cast<FireArgs*>(lua_touserdata(M, 1));
+  lua_settop(M, 0);
+  lua_getfield(M, LUA_REGISTRYINDEX, kHandlesKey);
+  lua_pushlightuserdata(M, a->h);
+  lua_rawget(M, 1);
+  if (to_magic_userdata<LuaRecurring>(M, 2) != a->h) return 0;  // being collected: its __gc stops it
+  lua_getfield(M, LUA_REGISTRYINDEX, kTrampolineKey);  // 3
+  void* p = new_userdata_values(M, sizeof(LuaRun), 1);  // 4
+  push_uservalues(M, 2, 1);
+  set_uservalue_at(M, 4, 1);
+  luaL_getmetatable(M, kRunType);
+  new (p) LuaRun{LuaRun::kMagic, std::move(*a->run)};
+  lua_setmetatable(M, 4);
+  return 2;
+}
+
 // A check decided to run: fn(), in a runner thread, with the run's token.
 void fire(LuaRecurring* h, RecurringTimer::Run run) {
   Runtime& rt = *h->rt;
   lua_State* M = rt.main;
-  // handles, handle, metatable, body, token, fn; room for the anchors above them
-  if (!lua_checkstack(M, 6 + Anchors::kSpare)) {
+  // prepare_run's frame and results; room for the anchors above them
+  if (!lua_checkstack(M, LUA_MINSTACK + Anchors::kSpare)) {
     std::fputs("corio: no stack left to run a recurring timer; the run is skipped\n", stderr);
     return;
   }
   int top = lua_gettop(M);
-  lua_getfield(M, LUA_REGISTRYINDEX, kHandlesKey);
-  lua_pushlightuserdata(M, h);
-  lua_rawget(M, -2);
-  if (to_magic_userdata<LuaRecurring>(M, -1) != h) {  // being collected: its __gc stops it
-    lua_settop(M, top);
-    return;
+  FireArgs args{h, &run};
+  lua_getfield(M, LUA_REGISTRYINDEX, kPrepareKey);
+  lua_pushlightuserdata(M, &args);
+  if (lua_pcall(M, 1, LUA_MULTRET, 0) != LUA_OK) {
+    std::fprintf(stderr, "corio: a recurring timer's run is skipped: %s\n",
+                 lua_type(M, -1) == LUA_TSTRING ? lua_tostring(M, -1) : "?");
+  } else if (lua_gettop(M) == top + 2) {
+    rt.call_in_thread(1);
   }
-  int handle = lua_gettop(M);  // on M's stack: alive while fn runs until it first waits
-  luaL_getmetatable(M, kRunType);
-  int mt = lua_gettop(M);
-  lua_getfield(M, LUA_REGISTRYINDEX, kTrampolineKey);
-  auto* r = static_cast<LuaRun*>(new_userdata_values(M, sizeof(LuaRun), 1));
-  new (r) LuaRun{LuaRun::kMagic, std::move(run)};
-  lua_pushvalue(M, mt);
-  lua_setmetatable(M, -2);
-  push_uservalues(M, handle, 1);
-  set_uservalue_at(M, lua_gettop(M) - 1, 1);
-  rt.call_in_thread(1);
   lua_settop(M, top);
 }
 
@@ -367,6 +384,8 @@ void register_recurring(lua_State* L) {
   lua_pushcclosure(L, protect<report_run_error>, 1);
   lua_call(L, 5, 1);
   lua_setfield(L, LUA_REGISTRYINDEX, kTrampolineKey);
+  lua_pushcfunction(L, prepare_run);  // raises only Lua errors (memory): no protect<>
+  lua_setfield(L, LUA_REGISTRYINDEX, kPrepareKey);
   // runtime, module, metatable -> module.recurring with (runtime, metatable) as upvalues
   lua_pushvalue(L, -3);
   lua_insert(L, -2);
