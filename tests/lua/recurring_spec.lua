@@ -389,4 +389,30 @@ describe("core.recurring", function()
     end)
     core.unlink_leases(name)
   end)
+
+  it("reports a lease error naming the key, and the timer goes on", function()
+    if not core.leases then
+      pending("this build has no node layer (core.leases)")
+      return
+    end
+    local name = ("corio-rtimer-full-%d-%d"):format(math.random(1e9), math.floor(corio.now() * 1e3) % 1e9)
+    S.run(function()
+      local leases = assert(core.leases(name))
+      for i = 1, 1024 do assert(leases:acquire("held" .. i, 60)) end  -- every slot taken
+      local runs, t = 0, nil
+      local errors = with_errors(function(seen)
+        t = core.recurring({ interval = 0.005, recurring = true, leases = leases, key = "mine" }, function()
+          runs = runs + 1
+        end)
+        wait_for(function() return #seen >= 2 end)
+        assert.are.equal(0, t:runs())
+        assert.is_true(leases:erase("held1"))  -- a slot frees: the timer takes it
+        wait_for(function() return runs >= 1 end)
+      end)
+      t:cancel()
+      assert.matches("lease of key 'mine' failed", errors[1], 1, true)
+      assert.is_true(t:active() == false and runs >= 1)
+    end)
+    core.unlink_leases(name)
+  end)
 end)
