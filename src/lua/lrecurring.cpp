@@ -334,7 +334,7 @@ LeaseArgs lease_args(lua_State* L, bool recurring) {
 // Gates o on key's lease; a lease error is reported (the check does not run, the timer goes on).
 void apply_leases(lua_State* L, const LeaseArgs& a, RecurringTimer::Options& o, Runtime& rt) {
   std::string key(a.key, a.key_len);
-  std::string what = "corio.recurring: the lease of key '" + key + "' failed: ";
+  std::string what = "recurring timer: the lease of key '" + key + "' failed: ";
   o = node_wide(std::move(o), check_leases(L, 3), std::move(key), [rt = &rt, what](std::error_code ec) {
     rt->report_message((what + ec.message() + "; the check did not run").c_str());
   });
