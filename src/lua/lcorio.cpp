@@ -3,6 +3,7 @@
 #include "levent.hpp"
 #include "lleases.hpp"
 #include "lprotect.hpp"
+#include "lrecurring.hpp"
 #include "lsocket.hpp"
 #include "lthread.hpp"
 #include "ltimer.hpp"
@@ -38,6 +39,7 @@ int open_core(lua_State* L) {
   corio::lua::register_shutdown(L);
   corio::lua::register_workers(L);
   corio::lua::register_timers(L);
+  corio::lua::register_recurring(L);
   corio::lua::register_sockets(L);
   corio::lua::register_wrap(L);
   corio::lua::register_coroutines(L);

@@ -339,13 +339,21 @@ void Runtime::give_turn(lua_State* co) {
 
 namespace {
 
-// report()'s work, protected on the runtime's thread: (runtime, thread, error object).
+// report()'s work, protected on the runtime's thread: (runtime, thread or nil, error
+// object or a C string as light userdata, traced).
 int report_error(lua_State* M) {
   auto* rt = static_cast<Runtime*>(lua_touserdata(M, 1));
   lua_State* co = lua_tothread(M, 2);
+  if (lua_islightuserdata(M, 3)) {
+    lua_pushstring(M, static_cast<const char*>(lua_touserdata(M, 3)));
+    lua_replace(M, 3);
+  }
   const char* msg = lua_tostring(M, 3);
   if (!msg) msg = lua_pushfstring(M, "(error object is a %s value)", luaL_typename(M, 3));
-  luaL_traceback(M, co, msg, 0);
+  if (co && !lua_toboolean(M, 4))
+    luaL_traceback(M, co, msg, 0);
+  else
+    lua_pushstring(M, msg);
   if (rt->handler_ref != LUA_NOREF) {
     lua_rawgeti(M, LUA_REGISTRYINDEX, rt->handler_ref);
     lua_pushvalue(M, -2);
@@ -354,17 +362,17 @@ int report_error(lua_State* M) {
     std::fprintf(stderr, "corio: error in the error handler: %s\n", lua_tostring(M, -1));
     lua_pop(M, 1);
   }
-  std::fprintf(stderr, "corio: error in thread: %s\n", lua_tostring(M, -1));
+  std::fprintf(stderr, co ? "corio: error in thread: %s\n" : "corio: %s\n", lua_tostring(M, -1));
   return 0;
 }
 
 }  // namespace
 
-void Runtime::report(lua_State* co) {
+void Runtime::report(lua_State* co, bool traced) {
   // On main, protected: the traceback and the handler allocate, and a Lua error raised
   // unprotected in a loop callback would unwind through the loop's C++ frames.
   lua_State* M = main;
-  if (!lua_checkstack(M, 4 + Anchors::kSpare) || !lua_checkstack(co, 2)) {
+  if (!lua_checkstack(M, 5 + Anchors::kSpare) || !lua_checkstack(co, 2)) {
     std::fputs("corio: error in thread (no stack left to report it)\n", stderr);
     return;
   }
@@ -374,8 +382,27 @@ void Runtime::report(lua_State* co) {
   lua_xmove(co, M, 1);
   lua_pushvalue(co, -1);  // co keeps its error object: its __close handlers get it
   lua_xmove(co, M, 1);
-  if (lua_pcall(M, 3, 0, 0) != LUA_OK) {
+  lua_pushboolean(M, traced);
+  if (lua_pcall(M, 4, 0, 0) != LUA_OK) {
     std::fprintf(stderr, "corio: error in thread, and reporting it failed: %s\n",
+                 lua_type(M, -1) == LUA_TSTRING ? lua_tostring(M, -1) : "?");
+    lua_pop(M, 1);
+  }
+}
+
+void Runtime::report_message(const char* msg) {
+  lua_State* M = main;
+  if (!lua_checkstack(M, 5 + Anchors::kSpare)) {
+    std::fprintf(stderr, "corio: %s (no stack left to report it)\n", msg);
+    return;
+  }
+  anchors.push(M, report_fn_);
+  lua_pushlightuserdata(M, this);
+  lua_pushnil(M);
+  lua_pushlightuserdata(M, const_cast<char*>(msg));  // made a string inside the protected call
+  lua_pushboolean(M, 1);
+  if (lua_pcall(M, 4, 0, 0) != LUA_OK) {
+    std::fprintf(stderr, "corio: %s (and reporting it failed: %s)\n", msg,
                  lua_type(M, -1) == LUA_TSTRING ? lua_tostring(M, -1) : "?");
     lua_pop(M, 1);
   }

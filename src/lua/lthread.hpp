@@ -133,7 +133,11 @@ struct Runtime {
   // pushed) as waiting on `id` for `root` and yields; `return yield_marked(...)`.
   int yield_marked(lua_State* L, lua_Integer id, lua_State* root, int extra = 0);
   // Calls the error handler (default: stderr) for the error at the top of thread co.
-  void report(lua_State* co);
+  // traced: the error already carries its traceback (a recurring timer's run, which
+  // caught it in an xpcall to end the run first): given to the handler as it is.
+  void report(lua_State* co, bool traced = false);
+  // Calls the error handler (default: stderr) with msg and no thread.
+  void report_message(const char* msg);
   // Starts fn (at the top of L's stack, nargs arguments above it) as a new thread and
   // leaves the thread on L's stack. A Lua error if the new stack cannot take the arguments.
   void spawn(lua_State* L, int nargs);

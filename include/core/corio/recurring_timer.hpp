@@ -10,6 +10,12 @@
 // comes while the previous run still lasts is skipped (counted in skipped()): a run that
 // outlasts the interval costs the checks it covered, never a burst of catch-up runs.
 // Not recurring: one check, at t0 + j + interval (no gate).
+// Recurring with interval 0 (no grid): after the first check (at t0 + j, or t0 with
+// immediate) the next comes on the loop turn after the run ends, so such a timer runs at
+// most once per loop turn and never spins the loop while a run lasts (no check is skipped).
+// Deadlines saturate: a huge interval or jitter means "never", not an overflow.
+// Callbacks (expire, gate, cancel) should not throw: an exception goes to the loop's
+// exception handler (Loop::report) and the timer goes on (a throwing gate says no).
 #pragma once
 #include <corio/clock.hpp>
 #include <corio/timer.hpp>
@@ -43,7 +49,9 @@ class RecurringTimer {
 
   // A run in progress. Move-only: the run ends when the last owner destroys it or calls
   // finish(), so a callback that returns at once ends it at once and one that hands it to a
-  // Lua thread or a Task ends it when they do. Outliving the timer is harmless.
+  // Lua thread or a Task ends it when they do. Outliving the timer is harmless; outliving
+  // the loop too, but for a live interval-0 timer, whose run's end arms the next check on
+  // the loop (destroy such a timer with its loop).
   class Run {
    public:
     Run() = default;
@@ -65,8 +73,10 @@ class RecurringTimer {
   using Expire = std::function<void(Run)>;
   using Cancel = std::function<void(CancelReason)>;
 
-  // Starts at once. Throws std::invalid_argument naming the option that breaks a rule
-  // (a negative interval or jitter, immediate without recurring, check out of range).
+  // Starts at once (an immediate check comes on the next loop turn, never inside the
+  // constructor). Throws std::invalid_argument naming the option that breaks a rule (a
+  // negative interval or jitter, immediate or check without recurring, check out of
+  // range, no expire callback).
   RecurringTimer(Loop& loop, Options options, Expire expire, Cancel cancel = {});
   // Stops without calling the cancel callback; a run in progress goes on, unobserved.
   ~RecurringTimer();
@@ -75,13 +85,16 @@ class RecurringTimer {
 
   // Stops the timer and calls the cancel callback with reason; false (no callback) if it
   // was cancelled before. A run in progress goes on. Safe from inside expire or cancel.
+  // A one-shot timer whose run came is still cancelled so (resty.timer does the same).
   bool cancel(CancelReason reason = CancelReason::user);
   // Neither cancelled nor, one-shot, expired.
   bool active() const noexcept;
   bool running() const noexcept;             // a run is in progress
   std::uint64_t runs() const noexcept;       // runs started
   std::uint64_t skipped() const noexcept;    // checks skipped because a run still lasted
-  TimePoint next() const noexcept;           // the next check's deadline (when active)
+  // The next check's deadline; TimePoint::max() when none is armed (inactive, or an
+  // interval-0 timer waiting for its run to end).
+  TimePoint next() const noexcept;
   // Handle::unref() of the underlying timer: whether it keeps Loop::run() going.
   void unref() noexcept;
 
