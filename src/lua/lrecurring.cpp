@@ -12,9 +12,11 @@
 // lost thread cannot wedge the timer.
 #include "lrecurring.hpp"
 
+#include "lleases.hpp"
 #include "lprotect.hpp"
 #include "lthread.hpp"
 
+#include <corio/node_timer.hpp>
 #include <corio/recurring_timer.hpp>
 
 #include <cmath>
@@ -26,15 +28,6 @@
 #include <system_error>
 #include <utility>
 
-// The node layer (leases: node-wide timers) is built when its headers are on the path.
-#if __has_include(<corio/node_timer.hpp>)
-#define CORIO_LUA_LEASES 1
-#include "lleases.hpp"
-
-#include <corio/node_timer.hpp>
-#else
-#define CORIO_LUA_LEASES 0
-#endif
 
 namespace corio::lua {
 namespace {
@@ -315,8 +308,6 @@ const luaL_Reg kMethods[] = {
 
 // ---- leases: node-wide timers (the node layer's seam, lleases.hpp and node_timer.hpp) ----
 
-#if CORIO_LUA_LEASES
-
 LeaseArgs lease_args(lua_State* L, bool recurring) {
   LeaseArgs a;
   lua_getfield(L, 1, "leases");  // index 3
@@ -340,17 +331,6 @@ void apply_leases(lua_State* L, const LeaseArgs& a, RecurringTimer::Options& o, 
   });
 }
 
-#else
-
-LeaseArgs lease_args(lua_State* L, bool) {
-  lua_getfield(L, 1, "leases");  // index 3
-  if (!lua_isnil(L, 3)) luaL_argerror(L, 1, "leases: this build has no node layer");
-  return {};
-}
-
-void apply_leases(lua_State*, const LeaseArgs&, RecurringTimer::Options&, Runtime&) {}
-
-#endif
 
 }  // namespace
 

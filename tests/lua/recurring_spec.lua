@@ -360,10 +360,6 @@ describe("core.recurring", function()
   end)
 
   it("takes a core.leases table with a key: one of the key's timers runs per interval", function()
-    if not core.leases then
-      pending("this build has no node layer (core.leases)")
-      return
-    end
     local name = ("corio-rtimer-spec-%d-%d"):format(math.random(1e9), math.floor(corio.now() * 1e3) % 1e9)
     S.run(function()
       local leases = assert(core.leases(name))
@@ -391,10 +387,6 @@ describe("core.recurring", function()
   end)
 
   it("reports a lease error naming the key, and the timer goes on", function()
-    if not core.leases then
-      pending("this build has no node layer (core.leases)")
-      return
-    end
     local name = ("corio-rtimer-full-%d-%d"):format(math.random(1e9), math.floor(corio.now() * 1e3) % 1e9)
     S.run(function()
       local leases = assert(core.leases(name))
