@@ -655,6 +655,12 @@ int l_stop(lua_State* L) {
   return 0;
 }
 
+// core.report(message): an error a facade caught (with its traceback) to the handler, threadless.
+int l_report(lua_State* L) {
+  runtime(L).report_message(luaL_checkstring(L, 1));
+  return 0;
+}
+
 // corio.onerror(fn): fn(message_with_traceback, thread) for errors in threads; nil: stderr.
 int l_onerror(lua_State* L) {
   Runtime& rt = runtime(L);
@@ -672,6 +678,7 @@ const luaL_Reg kFunctions[] = {
     {"spawn", protect<l_spawn>},     {"current", protect<l_current>}, {"sleep", protect<l_sleep>},
     {"suspend", protect<l_suspend>}, {"resume", protect<l_resume>},   {"run", protect<l_run>},
     {"step", protect<l_step>},       {"stop", protect<l_stop>},       {"onerror", protect<l_onerror>},
+    {"report", protect<l_report>},
     {nullptr, nullptr},
 };
 

@@ -156,6 +156,57 @@ describe("corio.workers", function()
     for _, l in ipairs(log) do assert.is_nil(l:find("WATCHDOG", 1, true), l) end
   end)
 
+  it("runs resty.timer in workers: a keyed timer once per interval among them; on stop CANCEL_SYSTEM once per live timer, never the parent's", function()
+    local out, status, log = scenario([[
+      local rt = require "corio.resty.timer"
+      local shm = "workers" .. PARENT
+      local function parent_cancel(reason) log("parent-cancel", reason, pid()) end
+      local function parent_expire() if pid() ~= PARENT then log("PARENT-EXPIRE-IN-WORKER", pid()) end end
+      local keep = rt({ interval = 0.05, recurring = true, expire = parent_expire, cancel = parent_cancel })
+      rt({ interval = 0.05, recurring = true, detached = true, expire = parent_expire, cancel = parent_cancel })
+      rt({ interval = 0.05, recurring = true, expire = parent_expire, cancel = parent_cancel })  -- dropped
+      corio.spawn(function()
+        assert(wait_for(function() return #lines("^run ") >= 6 end, 5))
+        sh("kill -TERM " .. PARENT)
+      end)
+      local ok = corio.workers(3, function(i)
+        collectgarbage()
+        collectgarbage()
+        _G.keyed = rt({ interval = 0.1, recurring = true, shm_name = shm, key_name = "cluster",
+          expire = function() log("run", i, pid(), ("%.6f"):format(corio.now())) end,
+          cancel = function(reason) log("cancel", reason, i, pid(), "keyed") end })
+        rt({ interval = 5, recurring = true, detached = true, expire = function() end,
+          cancel = function(reason) log("cancel", reason, i, pid(), "plain") end })
+      end)
+      print("returned", ok, keep ~= nil)
+      dog:cancel()
+      require("corio.core").unlink_leases(shm)
+    ]])
+    assert.equal(0, status, out)
+    assert.matches("returned\ttrue\ttrue", out, 1, true)
+    local cancels = fields(log, "cancel")
+    local seen = {}
+    for _, c in ipairs(cancels) do
+      assert.equal("SYSTEM", c[2], table.concat(log, "\n"))
+      local k = c[3] .. " " .. c[5]
+      assert.is_nil(seen[k], "twice: " .. k)
+      seen[k] = true
+    end
+    assert.equal(6, #cancels, table.concat(log, "\n"))  -- keyed and plain, in each of 3 workers
+    local pcancels = fields(log, "parent-cancel")
+    assert.equal(3, #pcancels, table.concat(log, "\n"))
+    local ppid = pcancels[1][3]
+    for _, c in ipairs(pcancels) do assert.equal(ppid, c[3], "a parent's cancel callback ran in a worker") end
+    for _, w in ipairs(fields(log, "cancel")) do assert.not_equal(ppid, w[4]) end
+    for _, l in ipairs(log) do assert.is_nil(l:find("PARENT-EXPIRE-IN-WORKER", 1, true), l) end
+    local runs = fields(log, "run")
+    assert.is_true(#runs >= 6)
+    for k = 2, #runs do
+      local gap = tonumber(runs[k][4]) - tonumber(runs[k - 1][4])
+      assert.is_true(gap > 0.08, ("runs %d and %d %.3f s apart"):format(k - 1, k, gap))
+    end
+  end)
+
   it("reports an error escaping main(i) with its traceback and restarts the worker", function()
     local out, status, log = scenario([[
       corio.spawn(function()

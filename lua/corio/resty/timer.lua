@@ -33,12 +33,7 @@ local function gc_proxy(fn)
   return setmetatable({}, { __gc = fn })
 end
 
--- An error in a callback goes to corio.onerror with its traceback, like a thread's: a thread
--- that raises it is the one way to reach the handler, and it works inside a finalizer.
-local function report(err)
-  core.spawn(error, err, 0)
-end
-
+-- An error in a callback goes to corio.onerror with its traceback, as a thread's does.
 local function call(fn, ...)
   return xpcall(fn, debug.traceback, ...)
 end
@@ -49,7 +44,7 @@ local state
 
 local function results(ok, ...)
   if ok then return ... end
-  report((...))
+  core.report((...))
   return nil, (...)
 end
 
