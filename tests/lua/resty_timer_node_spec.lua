@@ -22,7 +22,8 @@ corio.after(duration, corio.stop)
 corio.run()
 ]]
 
-local function start(n, shm, log, duration, interval, sub)
+-- Starts n Lua processes (and cxx C++ ones: examples/node_timer, on the same key).
+local function start(n, shm, log, duration, interval, sub, cxx)
   local script = S.tmpname(".lua")
   local f = assert(io.open(script, "w"))
   f:write(CHILD)
@@ -31,6 +32,12 @@ local function start(n, shm, log, duration, interval, sub)
   for _ = 1, n do
     cmd[#cmd + 1] = ("timeout 20 %s %s %s %s %s %s %s &"):format(S.shquote(S.interpreter()), script,
       shm, S.shquote(log), duration, interval, sub)
+  end
+  local examples = os.getenv("CORIO_EXAMPLES") or "build/examples"
+  if (cxx or 0) > 0 then assert(io.open(examples .. "/node_timer"), "no " .. examples .. "/node_timer"):close() end
+  for _ = 1, cxx or 0 do
+    cmd[#cmd + 1] = ("timeout 20 %s/node_timer %s '[lua-resty-timer]cluster' %s %s %s | grep '^run ' >> %s &"):format(
+      examples, shm, interval, duration, sub, S.shquote(log))
   end
   local p = assert(io.popen(table.concat(cmd, " ") .. " wait; echo done"))
   return function()  -- waits for every process, then gives the runs in time order
@@ -44,6 +51,7 @@ local function start(n, shm, log, duration, interval, sub)
     if lf then
       for line in lf:lines() do
         local pid, at = line:match("^(%d+) ([%d.]+)$")
+        if not pid then pid, at = line:match("^run (%d+) ([%d.]+)$") end
         runs[#runs + 1] = { pid = tonumber(pid), at = tonumber(at) }
       end
       lf:close()
@@ -60,7 +68,7 @@ local function last_runner(log)
   local pid
   local f = io.open(log)
   if not f then return nil end
-  for line in f:lines() do pid = tonumber(line:match("^(%d+)")) or pid end
+  for line in f:lines() do pid = tonumber(line:match("^(%d+)") or line:match("^run (%d+)")) or pid end
   f:close()
   return pid
 end
@@ -106,5 +114,17 @@ describe("node-wide resty.timer across processes", function()
     print(("\n  takeover %.3f s after the killed runner's last run (bound %.2f)"):format(delay, interval + sub))
     assert.is_true(delay >= interval - 0.002, "taken over too soon: " .. delay)
     assert.is_true(delay <= interval + sub + 0.05, "takeover took " .. delay)
+  end)
+
+  -- Had the two faces two keys (or two layouts), the C++ pair would add its own ~10 runs.
+  it("shares a key between Lua and C++ processes (examples/node_timer): once per interval between them", function()
+    local log = S.tmpname(".log")
+    local runs = start(2, name(), log, 2.05, 0.2, 0, 2)()
+    assert.is_true(#runs >= 8 and #runs <= 11, "runs " .. #runs)
+    for i = 2, #runs do
+      local gap = runs[i].at - runs[i - 1].at
+      assert.is_true(gap > 0.15, ("runs %d and %d %.3f s apart"):format(i - 1, i, gap))
+    end
+    print(("\n  2 Lua + 2 C++ processes: %d runs in 2 s"):format(#runs))
   end)
 end)
