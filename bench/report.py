@@ -290,6 +290,25 @@ def main():
           "table. A live check is what every process but the holder pays at each check of a node-wide timer; "
           "a take also stamps the holder (getpid(), a system call). The contended row: a second process checks "
           "the same key without pause, not pinned.\n")
+    rec = [d for d in extra if d.get("bench") == "recurring"]
+    print("## corio: recurring timers — resty.timer beside corio.every and luv\n")
+    print(table(["impl", "timers", "measured s", "expiries", "cpu ms", "cpu ns per expiry", "max RSS MB"],
+                [[d["impl"], d["timers"], d["secs"], d["expiries"], d["cpu_ms"], d["cpu_ns_per_expiry"],
+                  d["maxrss_mb"]] for d in rec]) + "\n")
+    print("`bench/recurring.lua`: N recurring timers, interval 1 s, first runs spread over [1 s, 2 s); from "
+          "2 s on, 4 s are measured (CPU of the process / expiries). resty: `corio.resty.timer` with "
+          "jitter = 1 (each run a thread of its own, the no-overlap bookkeeping); every: `corio.every`; "
+          "luv: `uv.new_timer():start(first, 1000, cb)`. One process each, pinned to CPU 1.\n")
+    wk = [d for d in extra if d.get("bench") == "workers"]
+    print("## corio: echo through corio.workers(2) beside one process\n")
+    print(table(["server", "conns", "rps", "p50 us", "p99 us", "errors", "loadgen cpu"],
+                [[d["impl"], d.get("conns", "-"), d.get("rps", "FAIL"), d.get("p50_us", "-"), d.get("p99_us", "-"),
+                  d.get("errors", "-"), d.get("lg_cpu", "-")] for d in wk]) + "\n")
+    print("`bench/echo.lua` in one process, and the same server in `bench/echo_workers.lua` on "
+          "`corio.workers(2, ...)` (SO_REUSEPORT), 1000 connections, 64-byte messages, nothing pinned. "
+          f"This machine has {os.cpu_count()} CPUs and loadgen needs about one of them, so the two workers "
+          "share the CPUs with it: the row shows the cost of the worker model, not the 2x a machine with "
+          "spare cores would give.\n")
     print("## corio: idle connections — memory and CPU\n")
     print(table(["server", "conns", "idle s", "srv on-cpu ms (schedstat)", "utime+stime ms", "VmRSS MB", "errors"],
                 [[d["impl"], d.get("conns", "?"), d.get("idle_s", "-"), d.get("srv_sched_ms", "-"), d.get("srv_cpu_ms", "-"),

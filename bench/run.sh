@@ -48,9 +48,9 @@ stop_server() {
 trap 'stop_server' EXIT
 trap 'stop_server; exit 130' INT TERM
 PORT=19400
-start_server() {  # CMD with {port}
+start_server() {  # CMD with {port} [CPUS=$SERVER_CPU]
   PORT=$((PORT + 1))
-  taskset -c "$SERVER_CPU" bash -c "exec ${1//\{port\}/$PORT}" >>"$RES/logs/server.log" 2>&1 &
+  taskset -c "${2:-$SERVER_CPU}" bash -c "exec ${1//\{port\}/$PORT}" >>"$RES/logs/server.log" 2>&1 &
   SERVER_PID=$!
   for _ in $(seq 100); do
     [ -n "$(ss -Hltn "sport = :$PORT" 2>/dev/null)" ] && return 0
@@ -105,6 +105,28 @@ on_cpu "$LUA" bench/timer_lateness.lua "$LATENESS_N" 1000 >> "$EXTRA"
 # node-wide leases: not pinned, the contended row needs its second process on another CPU
 "$BUILD/bench/lease" 1000000 >> "$EXTRA" 2>>"$RES/logs/lease.log"
 on_cpu "$LUA" bench/lease.lua 1000000 >> "$EXTRA" 2>>"$RES/logs/lease.log"
+
+# recurring timers: corio.resty.timer beside corio.every and luv (N_RECURRING timers, 1 s interval)
+N_RECURRING=${N_RECURRING:-100000}
+for impl in resty every luv; do
+  on_cpu "$LUA" bench/recurring.lua "$impl" "$N_RECURRING" 4 >> "$EXTRA" 2>>"$RES/logs/recurring.log"
+done
+
+# ---- 2b. echo through corio.workers(2) beside one process, 1000 connections ----
+# Not pinned: the workers may use both CPUs, and so does loadgen (it needs about one).
+workers_line() {
+  local name=$1 cmd=$2 line
+  if ! start_server "$cmd" "0-$(( $(nproc) - 1 ))"; then echo "bench=workers impl=$name FAIL" >> "$EXTRA"; stop_server; return; fi
+  line=$("$LOADGEN" --host 127.0.0.1 --port "$PORT" --conns 1000 --size 64 --duration 5 --warmup 1 \
+         2>>"$RES/logs/workers.loadgen.log")
+  echo "bench=workers impl=$name cpus=$(nproc) $line" >> "$EXTRA"
+  stop_server
+}
+echo "== echo: corio.workers(2) beside one process" >&2
+for round in 1 2; do
+  workers_line "one-process" "$LUA $ROOT/bench/echo.lua {port}"
+  workers_line "workers(2)" "$LUA $ROOT/bench/echo_workers.lua {port} 2"
+done
 
 # ---- 3. memory per idle connection and idle CPU (N_IDLE connections) ----
 # idle_line NAME CONNS SECS CMD: N connections, one echo each, then silence
