@@ -86,6 +86,24 @@ describe("corio threads", function()
       assert.matches("ok", out)
     end)
 
+    -- The handler runs on the runtime's own thread, inside a C function: the threads it
+    -- starts must anchor themselves there as anywhere (this crashed Lua 5.4 once).
+    it("may be started by the error handler, and may wait there (in a child)", function()
+      local out, status = child([[
+        local corio = require "corio"
+        local ran = 0
+        corio.onerror(function(msg)
+          corio.spawn(function() corio.sleep(0.01) ran = ran + 1 end)
+        end)
+        corio.spawn(function() error("boom") end)
+        corio.after(0.01, function() error("boom2") end)
+        corio.run()
+        print("ran", ran)
+      ]])
+      assert.equal(0, status, out)
+      assert.matches("ran\t2", out, 1, true)
+    end)
+
     it("nests: a thread spawning another runs the child first until it waits", function()
       local log = {}
       run_bounded(5, function()

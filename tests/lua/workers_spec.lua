@@ -207,6 +207,33 @@ describe("corio.workers", function()
     end
   end)
 
+  -- The stop begins on the runtime's own thread, inside a C function: a hook that wakes a
+  -- waiter must go on, and so must the hooks after it (LuaJIT stopped after the waiter once).
+  it("runs every hook on stop, also after one that closes a socket another thread waits on", function()
+    local out, status, log = scenario([[
+      corio.spawn(function()
+        assert(wait_for(function() return #lines("^ready ") >= 2 end))
+        sh("kill -TERM " .. PARENT)
+      end)
+      local ok = corio.workers(2, function(i)
+        local udp = assert(corio.udp4())
+        assert(udp:setsockname("127.0.0.1", 0))
+        corio.spawn(function() log("woken", i, select(2, udp:receivefrom())) end)
+        corio.atshutdown(function() udp:close() log("closed", i) end)
+        corio.atshutdown(function() log("second", i) end)
+        log("ready", i)
+      end)
+      print("returned", ok)
+      dog:cancel()
+    ]])
+    assert.equal(0, status, out)
+    assert.matches("returned\ttrue", out, 1, true)
+    for _, word in ipairs({ "woken", "closed", "second" }) do
+      assert.equal(2, #fields(log, word), word .. ":\n" .. table.concat(log, "\n"))
+    end
+    for _, w in ipairs(fields(log, "woken")) do assert.equal("closed", w[3]) end
+  end)
+
   it("reports an error escaping main(i) with its traceback and restarts the worker", function()
     local out, status, log = scenario([[
       corio.spawn(function()
