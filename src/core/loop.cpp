@@ -23,8 +23,7 @@ Loop::~Loop() {
   // Spawned tasks still suspended are destroyed first: their frames own timers and
   // watches that unregister from this loop as they go.
   while (tasks_) tasks_->frame.destroy();
-  while (!services_.empty()) services_.pop_back();  // newest first: it may use older ones
-  signals_.reset();
+  release_services();
   // Watches and timers still armed belong to their owners; detach them so a late
   // destructor does not touch a dead loop.
   for (auto& slot : fds_)
@@ -126,9 +125,13 @@ void Loop::fail(std::error_code ec) noexcept {
 
 std::error_code Loop::close() {
   if (!live_report().empty()) return std::make_error_code(std::errc::device_or_resource_busy);
+  release_services();
+  return {};
+}
+
+void Loop::release_services() noexcept {
   while (!services_.empty()) services_.pop_back();  // newest first: it may use older ones
   signals_.reset();
-  return {};
 }
 
 std::string Loop::live_report() const {

@@ -42,9 +42,13 @@ Socket::Socket(Loop& loop, int fd) : ListedHandle(loop.handles(), HandleKind::so
 }
 
 Socket::~Socket() {
+  unlink_all();
+  release_fd();
+}
+
+void Socket::unlink_all() noexcept {
   for (Direction d : {Direction::read, Direction::write})
     while (IoOp* op = head_[idx(d)]) unlink(*op);
-  release_fd();
 }
 
 // Lets go of the descriptor: the poller first (while it is still open), then close it
@@ -286,14 +290,10 @@ void Socket::close() noexcept { end(true); }
 void Socket::detach() noexcept { end(false); }
 
 void Socket::destroy() noexcept {
-  for (Direction d : {Direction::read, Direction::write})
-    while (IoOp* op = head_[idx(d)]) unlink(*op);
-  if (depth_ > 0) {
-    doomed_ = true;
-    release_fd();
-    return;
-  }
-  delete this;
+  if (depth_ == 0) return delete this;
+  unlink_all();
+  doomed_ = true;
+  release_fd();
 }
 
 void Socket::consume(std::size_t n) {

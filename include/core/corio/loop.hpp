@@ -145,6 +145,7 @@ class Loop {
   void dispatch_fd(int fd, unsigned events);
   int fire_timers();
   int run_queued();
+  void release_services() noexcept;  // newest first, then the signal source (close, ~Loop)
   void fail(std::error_code ec) noexcept;
   template <class F> void guarded(F&& f) noexcept;
 

@@ -187,6 +187,7 @@ class Socket : public ListedHandle {
   void run(Direction d, bool ready = false);
   bool complete(IoOp& op, std::error_code ec);
   void unlink(IoOp& op) noexcept;
+  void unlink_all() noexcept;
   void want(Direction d, bool on);
   void park(Direction d, IoOp& op, IoOp::Status st);
   void time_out(IoOp& op);
