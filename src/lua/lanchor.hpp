@@ -1,13 +1,12 @@
 // Anchors: Lua values kept alive for C++ objects (a waiting thread, the string a queued
-// send points into, an armed timer's handle). One table of slots, slots recycled by a C++
-// free list: luaL_ref keeps its free list in the table itself, which made anchoring a
-// waiting thread ~530 instructions per wait.
+// send points into, an armed timer's handle). One table of slots at the bottom of a thread
+// of its own, slots recycled by a C++ free list: luaL_ref keeps its free list in the table
+// itself, which made anchoring a waiting thread ~530 instructions per wait.
 //
-// The table is reached through the registry, not kept at M's stack bottom: code runs on
-// the runtime thread M inside C functions (a shutdown begun from a signal, the error
-// handler, a finalizer the collector runs there), where stack index 1 is that function's
-// first argument. hold() and push() use two slots of M for a moment; code that leaves values
-// on M while Lua runs (a timer firing) first makes room for them plus kSpare.
+// The thread never runs, so its stack index 1 is always the table. (The runtime's thread M
+// does run Lua — the error handler, a shutdown begun from a signal, a finalizer — and
+// inside a function there index 1 is that function's first argument.) hold() and push()
+// use one slot of it for a moment, within the LUA_MINSTACK every thread has.
 #pragma once
 #include "lcompat.hpp"
 
@@ -18,47 +17,39 @@ namespace corio::lua {
 class Anchors {
  public:
   static constexpr int kNone = 0;
-  static constexpr int kSpare = 4;  // slots M keeps free for hold() and push()
+  static constexpr int kSpare = 4;  // slots M keeps free for what it pushes around a call
 
-  // M: the runtime's thread, which pushes and pops for everyone.
-  explicit Anchors(lua_State* M) : M_(M) {
-    lua_newtable(M_);
-    table_ = luaL_ref(M_, LUA_REGISTRYINDEX);
+  // The store: a new thread, kept in L's registry, with the table at its index 1.
+  explicit Anchors(lua_State* L) : A_(lua_newthread(L)) {
+    luaL_ref(L, LUA_REGISTRYINDEX);  // for the state's life (a forked worker's old one too)
+    lua_newtable(A_);
   }
 
   // Pops the value at the top of L and keeps it alive until drop(); returns its slot.
   int hold(lua_State* L) {
     int slot = take_slot();
-    lua_rawgeti(M_, LUA_REGISTRYINDEX, table_);
-    lua_xmove(L, M_, 1);
-    lua_rawseti(M_, -2, slot);
-    lua_pop(M_, 1);
+    lua_xmove(L, A_, 1);
+    lua_rawseti(A_, 1, slot);
     return slot;
   }
   // Keeps thread T alive (pushed on T's own stack for a moment: T may be a thread that is
   // not running, in the middle of a C function that resumed another).
   int hold_thread(lua_State* T) {
     int slot = take_slot();
-    lua_rawgeti(M_, LUA_REGISTRYINDEX, table_);
     lua_pushthread(T);
-    lua_xmove(T, M_, 1);
-    lua_rawseti(M_, -2, slot);
-    lua_pop(M_, 1);
+    lua_xmove(T, A_, 1);
+    lua_rawseti(A_, 1, slot);
     return slot;
   }
   void drop(int slot) noexcept {
     if (slot == kNone) return;
-    lua_rawgeti(M_, LUA_REGISTRYINDEX, table_);
-    lua_pushnil(M_);
-    lua_rawseti(M_, -2, slot);
-    lua_pop(M_, 1);
+    lua_pushnil(A_);
+    lua_rawseti(A_, 1, slot);
     free_.push_back(slot);  // never reallocates: take_slot() reserved room for every slot
   }
   void push(lua_State* L, int slot) const {
-    lua_rawgeti(M_, LUA_REGISTRYINDEX, table_);
-    lua_rawgeti(M_, -1, slot);
-    lua_remove(M_, -2);
-    lua_xmove(M_, L, 1);
+    lua_rawgeti(A_, 1, slot);
+    lua_xmove(A_, L, 1);
   }
 
  private:
@@ -73,8 +64,7 @@ class Anchors {
     return ++used_;
   }
 
-  lua_State* M_;
-  int table_;
+  lua_State* A_;
   int used_ = 0;
   std::vector<int> free_;
 };

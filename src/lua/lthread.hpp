@@ -157,7 +157,7 @@ struct Runtime {
 
   Loop& loop;
   lua_State* main;           // a thread kept in the registry for callbacks from the loop
-  Anchors anchors{main};     // a table in the registry, pushed and popped on main
+  Anchors anchors{main};     // in a thread of their own, which never runs
   int handler_ref = LUA_NOREF;
   bool stopping = false;
   Operation* ops = nullptr;  // pending operations
