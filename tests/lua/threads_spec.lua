@@ -754,6 +754,45 @@ describe("corio threads", function()
       assert.matches("still alive", out)
     end)
 
+    -- The handler runs on the runtime's own thread, inside a lua_pcall: threads it starts
+    -- anchor and drop their waits while a function runs there (once, the anchors were
+    -- found at that thread's index 1, which was then the handler call's argument).
+    it("may start threads that wait, and close a socket another thread waits on", function()
+      local out, status = child([[
+        local corio = require "corio"
+        local udp = assert(corio.udp4())
+        assert(udp:setsockname("127.0.0.1", 0))
+        corio.spawn(function()
+          print("waiter", udp:receivefrom())
+        end)
+        corio.onerror(function()
+          corio.spawn(function()
+            udp:close()
+            print("closed")
+            corio.sleep(0.01)
+            print("slept")
+          end)
+          corio.spawn(function()
+            corio.sleep(0.005)
+            collectgarbage()
+            corio.sleep(0.01)
+            print("second")
+          end)
+          print("handler done")
+        end)
+        corio.spawn(function() corio.sleep(0.01) error("boom") end)
+        local dog = corio.after(5, function() print("WATCHDOG") os.exit(3) end)
+        corio.spawn(function() corio.sleep(0.1) dog:cancel() end)
+        corio.run()
+        print("end")
+      ]])
+      assert.equal(0, status, out)
+      assert.matches("waiter\tnil\tclosed\nclosed\nhandler done\n", out)
+      assert.matches("slept", out, 1, true)
+      assert.matches("second", out, 1, true)
+      assert.matches("\nend\n", out, 1, true)
+    end)
+
     it("close the failed thread's to-be-closed variables (Lua 5.4)", function()
       local chunk = _VERSION == "Lua 5.4" and load([[
         local corio, closed = ...
