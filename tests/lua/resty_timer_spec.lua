@@ -86,6 +86,35 @@ describe("corio.resty.timer", function()
     end)
   end)
 
+  it("takes math.huge as interval and jitter: armed, never due, cancellable", function()
+    local ran = false
+    S.run(function()
+      local a = assert(resty_timer(opts({ interval = math.huge, expire = function() ran = true end })))
+      local b = assert(resty_timer(opts({ interval = 0.01, jitter = math.huge, recurring = false,
+        expire = function() ran = true end })))
+      corio.sleep(0.05)
+      assert.is_true(a:cancel())
+      assert.is_true(b:cancel())
+    end)
+    assert.is_false(ran)
+  end)
+
+  it("checks every millisecond for Kong's sub_interval = 0, not every loop turn, and runs once per interval", function()
+    local name = shm_name()
+    local count, cpu = 0, nil
+    S.run(function()
+      local c0 = os.clock()
+      local t = resty_timer({ interval = 0.05, sub_interval = 0, immediate = true, recurring = true,
+        shm_name = name, key_name = "zero", expire = function() count = count + 1 end })
+      corio.sleep(0.22)
+      t:cancel()
+      cpu = os.clock() - c0
+    end)
+    require("corio.core").unlink_leases(name)
+    assert.is_true(count >= 4 and count <= 6, "count " .. count)  -- at 0, 0.05, 0.10, 0.15, 0.20
+    assert.is_true(cpu < 0.15, ("%.3f s of CPU in 0.22 s: the checks spin"):format(cpu))
+  end)
+
   it("neither stores nor alters opts: one table makes many timers", function()
     S.run(function()
       local o = opts({ jitter = 0.01, immediate = true, cancel = function() end })
