@@ -1,0 +1,361 @@
+-- corio.ioloop: luamqtt's ioloop (mqtt.ioloop) on corio's loop. luamqtt programs run
+-- unchanged once it stands in for luamqtt's own module, before require "mqtt":
+--   package.loaded["mqtt.ioloop"] = require "corio.ioloop"
+-- It hosts luamqtt 3.x clients (_ioloop_iteration, set_ioloop), 4.x clients (step,
+-- check_keep_alive) and loop functions. Where luamqtt polls every client and sleeps, this
+-- ioloop waits in corio's loop for what can happen next: a client's socket readable, the
+-- time a loop function asked for, a keep-alive or a reconnect due. corio threads, sockets
+-- and timers run meanwhile; an idle ioloop costs no CPU (README, "Coming from luamqtt").
+local corio = require "corio"
+local event = require "corio.event"
+
+local has_socket, socket = pcall(require, "socket")
+local wallclock = has_socket and socket.gettime or os.time  -- luamqtt's clock is os.time
+local os_time = os.time
+local now = corio.now
+local huge, min = math.huge, math.min
+local type, next = type, next
+
+local ioloop = {}
+local Ioloop = {}
+Ioloop.__index = Ioloop
+
+-- Contexts of the ioloop's own events in its event set.
+local TIMER, WAKE = {}, {}
+-- The longest single wait: the next iteration computes the wait again.
+local LONGEST = 86400
+-- A keep-alive is due once os.time() reaches send_time + keep_alive: wake just after.
+local SLACK = 0.001
+
+local function kind(entry)
+  local t = type(entry)
+  if t == "function" then return "function" end
+  if t == "table" or t == "userdata" then
+    if entry._ioloop_iteration then return "v3" end  -- luamqtt 3.x
+    if entry.step then return "v4" end                -- luamqtt 4.x
+  end
+  return nil
+end
+
+local function seconds(opts, name, default)
+  local v = opts[name]
+  if v == nil then
+    v = default
+  elseif type(v) ~= "number" or v ~= v or v < 0 then
+    error(("corio.ioloop: option %s must be a number of seconds >= 0, got %s"):format(name, tostring(v)), 4)
+  end
+  opts[name] = v
+end
+
+-- Options as luamqtt's: its defaults are written into opts, which is also .args (3.x
+-- clients read loop.args.timeout and apply it to their sockets).
+function Ioloop:__init(opts)
+  if opts == nil then opts = {} end
+  if type(opts) ~= "table" then
+    error("bad argument #1 to 'create' (table expected, got " .. type(opts) .. ")", 3)
+  end
+  seconds(opts, "sleep_min", 0)
+  seconds(opts, "sleep_step", 0.002)
+  seconds(opts, "sleep_max", 0.030)
+  seconds(opts, "timeout", 0.005)
+  seconds(opts, "sleep", 0)  -- luamqtt 3.x's fixed sleep: accepted; nothing sleeps blindly here
+  if opts.sleep_min > opts.sleep_max then
+    error("corio.ioloop: option sleep_min must not exceed sleep_max", 3)
+  end
+  if opts.sleep_function ~= nil and type(opts.sleep_function) ~= "function" then
+    error("corio.ioloop: option sleep_function must be a function", 3)
+  end
+  self.opts, self.args = opts, opts
+  self.clients = {}   -- as luamqtt's: an array in add order, and entry -> true
+  self.running = false
+  self.timeouted = false
+  self._due = {}      -- entry -> corio.now() when it is next called (functions, polled clients)
+  self._poll = {}     -- polled entry -> its current interval, sleep_min .. sleep_max
+  self._watches = {}  -- 3.x client -> { sock = its socket, id = event id or false }
+  self._ready = {}    -- 3.x client -> true: its socket became readable
+  self._keepalive = {}  -- 4.x client -> the loop function that keeps it alive
+  self._ev = event.newset()
+  self._wake = self._ev:add("V", nil, WAKE)
+end
+
+-- A change made from elsewhere (a corio thread, a callback) ends the current wait.
+function Ioloop:_poke()
+  if self._waiting then self._ev:trigger(self._wake) end
+end
+
+--- add(client_or_function) -> true | false, message
+function Ioloop:add(client)
+  local k = kind(client)
+  if not k then
+    error(("bad argument #1 to 'add' (MQTT client or loop function expected, got %s)"):format(type(client)), 2)
+  end
+  local clients = self.clients
+  if clients[client] then
+    if k == "function" then return false, "MQTT loop function was already added to this ioloop" end
+    return false, "MQTT client was already added to this ioloop"
+  end
+  clients[#clients + 1] = client
+  clients[client] = true
+  self._due[client] = -huge
+  self._poll[client] = self.opts.sleep_min
+  if k == "v3" and client.set_ioloop then
+    client:set_ioloop(self)
+  elseif k == "v4" and client.check_keep_alive then
+    local function keep_alive() return client:check_keep_alive() end
+    self._keepalive[client] = keep_alive
+    self:add(keep_alive)
+  end
+  self:_poke()
+  return true
+end
+
+--- remove(client_or_function) -> true | false, message
+function Ioloop:remove(client)
+  local clients = self.clients
+  if client == nil or not clients[client] then
+    if type(client) == "function" then return false, "MQTT loop function not found" end
+    return false, "MQTT client not found"
+  end
+  clients[client] = nil
+  for i = 1, #clients do
+    if clients[i] == client then
+      table.remove(clients, i)
+      break
+    end
+  end
+  self._due[client], self._poll[client], self._ready[client] = nil, nil, nil
+  self:_unwatch(client)
+  local keep_alive = self._keepalive[client]
+  if keep_alive then
+    self._keepalive[client] = nil
+    self:remove(keep_alive)
+  end
+  if kind(client) == "v3" and client.set_ioloop then client:set_ioloop(nil) end
+  self:_poke()
+  return true
+end
+
+-- luamqtt 3.x: a client waiting for its reconnect time asks the loop to sleep a little.
+-- The wait here already knows that time.
+function Ioloop:can_sleep()
+  self.timeouted = true
+end
+
+function Ioloop:_unwatch(client)
+  local w = self._watches[client]
+  if w then
+    if w.id then self._ev:del(w.id) end
+    self._watches[client] = nil
+  end
+  self._ready[client] = nil
+end
+
+-- The socket of a connected 3.x client whose descriptor is watched, else nil. Follows the
+-- client's connection as it comes and goes: a closed connection's socket stays readable
+-- (EOF) until collected and must not be waited on.
+function Ioloop:_watched(client)
+  local conn = client.connection
+  local sock = type(conn) == "table" and conn.sock or nil
+  local w = self._watches[client]
+  if w and w.sock == sock then return w.id and sock or nil end
+  self:_unwatch(client)
+  if not sock then return nil end
+  local fd = type(sock.getfd) == "function" and sock:getfd()
+  local id = type(fd) == "number" and fd >= 0 and self._ev:add("R", fd, client) or false
+  self._watches[client] = { sock = sock, id = id }
+  return id and sock or nil
+end
+
+local function dirty(sock)
+  return type(sock.dirty) == "function" and sock:dirty()
+end
+
+-- A 3.x client's keep-alive: seconds until due (huge: none), and whether due now by
+-- luamqtt's own test.
+local function keep_alive(client)
+  local ka = client.args and client.args.keep_alive
+  if type(ka) ~= "number" or ka <= 0 then return huge, false end
+  local sent = client.send_time or 0
+  return sent + ka - wallclock() + SLACK, os_time() - sent >= ka
+end
+
+-- What a loop function's result asks for, in seconds. 4.x: nil is sleep_max, -1 is idle
+-- (the polling schedule).
+function Ioloop:_wish(entry, t)
+  if t == -1 then
+    local p = min(self._poll[entry] + self.opts.sleep_step, self.opts.sleep_max)
+    self._poll[entry] = p
+    return p
+  end
+  self._poll[entry] = self.opts.sleep_min
+  if type(t) ~= "number" or t ~= t then return self.opts.sleep_max end
+  return t > 0 and t or 0
+end
+
+-- The polling schedule (a client with no descriptor to wait on): sleep_min after a call
+-- that did something, one sleep_step more after each idle one, at most sleep_max.
+function Ioloop:_polled(client, idle)
+  local opts = self.opts
+  local p = idle and min(self._poll[client] + opts.sleep_step, opts.sleep_max) or opts.sleep_min
+  self._poll[client] = p
+  return p
+end
+
+function Ioloop:_serve_v3(client)
+  local sock = self:_watched(client)
+  if sock then
+    if self._ready[client] or dirty(sock) then
+      self._ready[client] = nil
+      client:_ioloop_iteration()
+    elseif select(2, keep_alive(client)) then
+      if client.send_pingreq then client:send_pingreq() else client:_ioloop_iteration() end
+    end
+  elseif self._due[client] <= now() then
+    -- not connected (connect, reconnect, or leave the ioloop), or no descriptor
+    self.timeouted = false
+    client:_ioloop_iteration()
+    if not self.clients[client] then return end
+    local wait
+    local start, reconnect = client.reconnect_timer_start, client.args and client.args.reconnect
+    if not client.connection and start and type(reconnect) == "number" then
+      wait = start + reconnect - wallclock() + SLACK
+      self._poll[client] = self.opts.sleep_min
+    else
+      wait = self:_polled(client, not client.connection or self.timeouted)
+    end
+    self._due[client] = now() + wait
+  end
+  self:_watched(client)  -- the call may have closed or opened the connection
+end
+
+function Ioloop:_serve_v4(client)
+  if self._due[client] > now() then return end
+  local t, err = client:step()
+  if not self.clients[client] then return end
+  local wait
+  if t == nil or t == false then
+    if not (client.opts and client.opts.reconnect) then
+      self:remove(client)
+      return
+    end
+    self._poll[client] = self.opts.sleep_min
+    wait = self.opts.sleep_min
+  else
+    wait = min(self:_wish(client, t), self.opts.sleep_max)
+  end
+  self._due[client] = now() + wait
+  return err
+end
+
+function Ioloop:_serve(entry)
+  local k = kind(entry)
+  if k == "function" then
+    if self._due[entry] <= now() then
+      local t = entry()
+      if self.clients[entry] then self._due[entry] = now() + self:_wish(entry, t) end
+    end
+  elseif k == "v3" then
+    self:_serve_v3(entry)
+  else
+    self:_serve_v4(entry)
+  end
+end
+
+-- Seconds until something is due: 0 when a client has data buffered or reported.
+function Ioloop:_next()
+  local t, at = huge, now()
+  local clients, due = self.clients, self._due
+  for i = 1, #clients do
+    local c = clients[i]
+    local sock = kind(c) == "v3" and self:_watched(c)
+    if sock then
+      if self._ready[c] or dirty(sock) then return 0 end
+      t = min(t, (keep_alive(c)))
+    else
+      t = min(t, due[c] - at)
+    end
+  end
+  return t > 0 and t or 0
+end
+
+-- Waits up to `bound` seconds for the next thing due or a watched socket readable.
+function Ioloop:_wait(bound)
+  local ev, ready = self._ev, self._ready
+  local t = min(bound, self:_next())
+  if t > 0 then
+    local sleep = self.opts.sleep_function
+    if sleep then
+      sleep(t)  -- the user's own sleep replaces the wait: polling, as luamqtt's loop does
+    else
+      local tid = t < huge and ev:add("t", min(t, LONGEST), TIMER)
+      self._waiting = true
+      local it, s, c = ev(true)
+      local ok, _, _, _, who = pcall(it, s, c)
+      self._waiting = false
+      if not ok then
+        if tid then ev:del(tid) end
+        error(_, 0)
+      end
+      if tid and who ~= TIMER then ev:del(tid) end
+      if who ~= nil and who ~= TIMER and who ~= WAKE then ready[who] = true end
+    end
+  end
+  for _, _, _, who in ev(false) do
+    if who ~= TIMER and who ~= WAKE then ready[who] = true end
+  end
+end
+
+function Ioloop:_iterate(bound)
+  if self._busy then
+    error("corio.ioloop: this ioloop is already iterating (called from its own client or loop function, or from two threads)", 3)
+  end
+  self._busy = true
+  local ok, err = pcall(function()
+    self.timeouted = false
+    local clients = self.clients
+    local list = {}
+    for i = 1, #clients do list[i] = clients[i] end
+    for i = 1, #list do
+      local c = list[i]
+      if clients[c] then self:_serve(c) end  -- removed meanwhile: skipped
+    end
+    if next(clients) then self:_wait(bound) end  -- nothing left: nothing to wait for
+  end)
+  self._busy = false
+  if not ok then error(err, 0) end
+end
+
+--- iteration(): calls what is due (clients with data, loop functions whose time came,
+-- keep-alives), then waits at most sleep_max for the next thing.
+function Ioloop:iteration()
+  self:_iterate(self.opts.sleep_max)
+end
+
+--- run_until_clients(): iterates while any client or loop function is left; between
+-- iterations it waits as long as nothing is due, however long that is.
+function Ioloop:run_until_clients()
+  self.running = true
+  local ok, err = pcall(function()
+    while next(self.clients) do self:_iterate(huge) end
+  end)
+  self.running = false
+  if not ok then error(err, 0) end
+end
+
+--- create([opts]) -> a new ioloop
+function ioloop.create(opts)
+  local inst = setmetatable({}, Ioloop)
+  inst:__init(opts)
+  return inst
+end
+
+local default
+
+--- get([autocreate = true [, opts]]) -> the default ioloop (nil when none and not autocreate)
+function ioloop.get(autocreate, opts)
+  if autocreate == nil then autocreate = true end
+  if autocreate and not default then default = ioloop.create(opts) end
+  return default
+end
+
+return ioloop
