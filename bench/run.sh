@@ -128,6 +128,23 @@ for round in 1 2; do
   workers_line "workers(2)" "$LUA $ROOT/bench/echo_workers.lua {port} 2"
 done
 
+# ---- 2c. luamqtt's clients on corio.ioloop beside luamqtt's own ioloop ----
+# The real luamqtt: LUAMQTT_DIR (a source checkout), else a shallow clone for this run only
+# (never committed). Without it, corio.ioloop hosts tests/lua/mqtt_contract.lua's clients
+# and the luamqtt row says so.
+echo "== luamqtt clients: corio.ioloop beside luamqtt's ioloop" >&2
+LUAMQTT_DIR=${LUAMQTT_DIR:-}
+if [ -z "$LUAMQTT_DIR" ] && timeout 60 git clone -q --depth 1 https://github.com/xHasKx/luamqtt "$RES/luamqtt" 2>>"$RES/logs/ioloop.log"; then
+  LUAMQTT_DIR="$RES/luamqtt"
+fi
+MQTT_PATH="$ROOT/tests/lua/?.lua;$LUA_PATH"
+[ -n "$LUAMQTT_DIR" ] && MQTT_PATH="$LUAMQTT_DIR/?.lua;$LUAMQTT_DIR/?/init.lua;$MQTT_PATH"
+IOLOOP_ARGS=${IOLOOP_ARGS:-"100 30 40 0.5"}  # clients, idle seconds, messages, seconds between them
+for impl in corio luamqtt; do
+  # shellcheck disable=SC2086
+  LUA_PATH="$MQTT_PATH" on_cpu "$LUA" bench/ioloop.lua "$impl" $IOLOOP_ARGS >> "$EXTRA" 2>>"$RES/logs/ioloop.log"
+done
+
 # ---- 3. memory per idle connection and idle CPU (N_IDLE connections) ----
 # idle_line NAME CONNS SECS CMD: N connections, one echo each, then silence
 idle_line() {

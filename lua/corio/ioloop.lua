@@ -74,6 +74,8 @@ function Ioloop:__init(opts)
   self._watches = {}  -- 3.x client -> { sock = its socket, id = event id or false }
   self._ready = {}    -- 3.x client -> true: its socket became readable
   self._keepalive = {}  -- 4.x client -> the loop function that keeps it alive
+  self._kind = {}     -- entry -> "function", "v3" or "v4"
+  self._next_at = -huge  -- before this corio.now() time only readable clients need a call
   self._ev = event.newset()
   self._wake = self._ev:add("V", nil, WAKE)
 end
@@ -96,6 +98,8 @@ function Ioloop:add(client)
   end
   clients[#clients + 1] = client
   clients[client] = true
+  self._kind[client] = k
+  self._added = true
   self._due[client] = -huge
   self._poll[client] = self.opts.sleep_min
   if k == "v3" and client.set_ioloop then
@@ -123,14 +127,15 @@ function Ioloop:remove(client)
       break
     end
   end
-  self._due[client], self._poll[client], self._ready[client] = nil, nil, nil
+  local k = self._kind[client]
+  self._due[client], self._poll[client], self._ready[client], self._kind[client] = nil, nil, nil, nil
   self:_unwatch(client)
   local keep_alive = self._keepalive[client]
   if keep_alive then
     self._keepalive[client] = nil
     self:remove(keep_alive)
   end
-  if kind(client) == "v3" and client.set_ioloop then client:set_ioloop(nil) end
+  if k == "v3" and client.set_ioloop then client:set_ioloop(nil) end
   self:_poke()
   return true
 end
@@ -170,118 +175,112 @@ local function dirty(sock)
   return type(sock.dirty) == "function" and sock:dirty()
 end
 
--- A 3.x client's keep-alive: seconds until due (huge: none), and whether due now by
--- luamqtt's own test.
-local function keep_alive(client)
-  local ka = client.args and client.args.keep_alive
-  if type(ka) ~= "number" or ka <= 0 then return huge, false end
-  local sent = client.send_time or 0
-  return sent + ka - wallclock() + SLACK, os_time() - sent >= ka
-end
-
 -- What a loop function's result asks for, in seconds. 4.x: nil is sleep_max, -1 is idle
 -- (the polling schedule).
 function Ioloop:_wish(entry, t)
-  if t == -1 then
-    local p = min(self._poll[entry] + self.opts.sleep_step, self.opts.sleep_max)
-    self._poll[entry] = p
-    return p
-  end
+  if t == -1 then return self:_polled(entry, true) end
   self._poll[entry] = self.opts.sleep_min
   if type(t) ~= "number" or t ~= t then return self.opts.sleep_max end
   return t > 0 and t or 0
 end
 
--- The polling schedule (a client with no descriptor to wait on): sleep_min after a call
--- that did something, one sleep_step more after each idle one, at most sleep_max.
-function Ioloop:_polled(client, idle)
+-- The polling schedule (a client with no descriptor to wait on, an idle 4.x step):
+-- sleep_min after a call that did something, one sleep_step more after each idle one, at
+-- most sleep_max.
+function Ioloop:_polled(entry, idle)
   local opts = self.opts
-  local p = idle and min(self._poll[client] + opts.sleep_step, opts.sleep_max) or opts.sleep_min
-  self._poll[client] = p
+  local p = idle and min(self._poll[entry] + opts.sleep_step, opts.sleep_max) or opts.sleep_min
+  self._poll[entry] = p
   return p
 end
 
-function Ioloop:_serve_v3(client)
-  local sock = self:_watched(client)
-  if sock then
-    if self._ready[client] or dirty(sock) then
-      self._ready[client] = nil
-      client:_ioloop_iteration()
-    elseif select(2, keep_alive(client)) then
-      if client.send_pingreq then client:send_pingreq() else client:_ioloop_iteration() end
-    end
-  elseif self._due[client] <= now() then
-    -- not connected (connect, reconnect, or leave the ioloop), or no descriptor
-    self.timeouted = false
+-- A connected 3.x client whose socket is watched: called when the socket is readable or
+-- its buffer holds data left by the previous call, sends PINGREQ when luamqtt's own test (os.time() - send_time >=
+-- keep_alive) says so. Returns when it is next due. t, wall: corio.now() and the wall clock
+-- at the start of the pass; the keep-alive deadline is worked out once per send_time.
+function Ioloop:_serve_watched(client, w, t, wall)
+  if self._ready[client] or w.buffered then
+    self._ready[client], w.buffered = nil, nil
     client:_ioloop_iteration()
-    if not self.clients[client] then return end
-    local wait
-    local start, reconnect = client.reconnect_timer_start, client.args and client.args.reconnect
-    if not client.connection and start and type(reconnect) == "number" then
-      wait = start + reconnect - wallclock() + SLACK
-      self._poll[client] = self.opts.sleep_min
-    else
-      wait = self:_polled(client, not client.connection or self.timeouted)
+    local sock = self:_watched(client)
+    if sock ~= w.sock then return -huge end  -- closed or replaced: look again now
+    if dirty(sock) then  -- more read than handled: no readiness will tell
+      w.buffered = true
+      return -huge
     end
-    self._due[client] = now() + wait
   end
-  self:_watched(client)  -- the call may have closed or opened the connection
+  local ka = client.args and client.args.keep_alive
+  if type(ka) ~= "number" or ka <= 0 then return huge end
+  local sent = client.send_time or 0
+  if w.sent ~= sent then w.sent, w.keep_alive_at = sent, t + (sent + ka - wall) + SLACK end
+  if t >= w.keep_alive_at and os_time() - sent >= ka then
+    if client.send_pingreq then client:send_pingreq() else client:_ioloop_iteration() end
+    return -huge
+  end
+  return w.keep_alive_at
 end
 
-function Ioloop:_serve_v4(client)
-  if self._due[client] > now() then return end
-  local t, err = client:step()
-  if not self.clients[client] then return end
-  local wait
-  if t == nil or t == false then
-    if not (client.opts and client.opts.reconnect) then
-      self:remove(client)
-      return
-    end
+-- A 3.x client without a watched socket: not connected (connect, reconnect when its
+-- reconnect time comes, or leave the ioloop), or a connector without descriptors (polled).
+function Ioloop:_serve_unwatched(client, t)
+  if self._due[client] > t then return self._due[client] end
+  self.timeouted = false
+  client:_ioloop_iteration()
+  if not self.clients[client] then return huge end
+  if self:_watched(client) then
     self._poll[client] = self.opts.sleep_min
-    wait = self.opts.sleep_min
+    return -huge
+  end
+  local wait
+  local start, reconnect = client.reconnect_timer_start, client.args and client.args.reconnect
+  if not client.connection and start and type(reconnect) == "number" then
+    wait = start + reconnect - wallclock() + SLACK
+    self._poll[client] = self.opts.sleep_min
   else
-    wait = min(self:_wish(client, t), self.opts.sleep_max)
+    wait = self:_polled(client, not client.connection or self.timeouted)
   end
   self._due[client] = now() + wait
-  return err
+  return self._due[client]
 end
 
-function Ioloop:_serve(entry)
-  local k = kind(entry)
-  if k == "function" then
-    if self._due[entry] <= now() then
-      local t = entry()
-      if self.clients[entry] then self._due[entry] = now() + self:_wish(entry, t) end
+function Ioloop:_serve_step(client, t)
+  if self._due[client] > t then return self._due[client] end
+  local r = client:step()
+  if not self.clients[client] then return huge end
+  local wait
+  if r == nil or r == false then
+    if not (client.opts and client.opts.reconnect) then
+      self:remove(client)
+      return huge
     end
-  elseif k == "v3" then
-    self:_serve_v3(entry)
+    wait = self:_polled(client, false)
   else
-    self:_serve_v4(entry)
+    wait = min(self:_wish(client, r), self.opts.sleep_max)
   end
+  self._due[client] = now() + wait
+  return self._due[client]
 end
 
--- Seconds until something is due: 0 when a client has data buffered or reported.
-function Ioloop:_next()
-  local t, at = huge, now()
-  local clients, due = self.clients, self._due
-  for i = 1, #clients do
-    local c = clients[i]
-    local sock = kind(c) == "v3" and self:_watched(c)
-    if sock then
-      if self._ready[c] or dirty(sock) then return 0 end
-      t = min(t, (keep_alive(c)))
-    else
-      t = min(t, due[c] - at)
-    end
+-- Serves one entry if it is due; returns when it is next due (corio.now() time).
+function Ioloop:_serve(entry, t, wall)
+  local k = self._kind[entry]
+  if k == "function" then
+    if self._due[entry] > t then return self._due[entry] end
+    local r = entry()
+    if not self.clients[entry] then return huge end
+    self._due[entry] = now() + self:_wish(entry, r)
+    return self._due[entry]
+  elseif k == "v3" then
+    if self:_watched(entry) then return self:_serve_watched(entry, self._watches[entry], t, wall) end
+    return self:_serve_unwatched(entry, t)
   end
-  return t > 0 and t or 0
+  return self:_serve_step(entry, t)
 end
 
--- Waits up to `bound` seconds for the next thing due or a watched socket readable.
-function Ioloop:_wait(bound)
+-- Waits up to `t` seconds for a watched socket to become readable (or a poke); then
+-- notes every socket found readable.
+function Ioloop:_wait(t)
   local ev, ready = self._ev, self._ready
-  local t = min(bound, self:_next())
   if t > 0 then
     local sleep = self.opts.sleep_function
     if sleep then
@@ -292,11 +291,8 @@ function Ioloop:_wait(bound)
       local it, s, c = ev(true)
       local ok, _, _, _, who = pcall(it, s, c)
       self._waiting = false
-      if not ok then
-        if tid then ev:del(tid) end
-        error(_, 0)
-      end
       if tid and who ~= TIMER then ev:del(tid) end
+      if not ok then error(_, 0) end
       if who ~= nil and who ~= TIMER and who ~= WAKE then ready[who] = true end
     end
   end
@@ -314,12 +310,24 @@ function Ioloop:_iterate(bound)
     self.timeouted = false
     local clients = self.clients
     local list = {}
-    for i = 1, #clients do list[i] = clients[i] end
+    local t, wall, next_at = now(), wallclock(), huge
+    if self._added or t >= self._next_at then
+      -- something may be due: every entry, in order
+      self._added = false
+      for i = 1, #clients do list[i] = clients[i] end
+    else
+      -- nothing is due before _next_at: only the clients whose sockets became readable
+      -- (so a wake costs what it brings, not the number of entries)
+      next_at = self._next_at
+      for c in pairs(self._ready) do list[#list + 1] = c end
+    end
     for i = 1, #list do
       local c = list[i]
-      if clients[c] then self:_serve(c) end  -- removed meanwhile: skipped
+      if clients[c] then next_at = min(next_at, self:_serve(c, t, wall)) end  -- removed meanwhile: skipped
     end
-    if next(clients) then self:_wait(bound) end  -- nothing left: nothing to wait for
+    if self._added then next_at = -huge end  -- added meanwhile: due now
+    self._next_at = next_at
+    if next(clients) then self:_wait(min(bound, next_at - now())) end  -- nothing left: no wait
   end)
   self._busy = false
   if not ok then error(err, 0) end
