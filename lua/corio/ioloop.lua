@@ -24,8 +24,10 @@ Ioloop.__index = Ioloop
 local TIMER, WAKE = {}, {}
 -- The longest single wait: the next iteration computes the wait again.
 local LONGEST = 86400
--- A keep-alive is due once os.time() reaches send_time + keep_alive: wake just after.
-local SLACK = 0.001
+-- A keep-alive is due once os.time() reaches send_time + keep_alive: wake just after. time()
+-- reads a coarse clock, a tick behind the wall clock at most; when it has not got there
+-- yet, look again RETRY later.
+local SLACK, RETRY = 0.005, 0.005
 
 local function kind(entry)
   local t = type(entry)
@@ -194,10 +196,11 @@ function Ioloop:_polled(entry, idle)
   return p
 end
 
--- A connected 3.x client whose socket is watched: called when the socket is readable or
--- its buffer holds data left by the previous call, sends PINGREQ when luamqtt's own test (os.time() - send_time >=
--- keep_alive) says so. Returns when it is next due. t, wall: corio.now() and the wall clock
--- at the start of the pass; the keep-alive deadline is worked out once per send_time.
+-- A connected 3.x client whose socket is watched: called when the socket is readable or its
+-- buffer holds data the previous call left; sent PINGREQ when luamqtt's own test
+-- (os.time() - send_time >= keep_alive) says so. Returns when it is next due. t, wall:
+-- corio.now() and the wall clock at the start of the pass; the keep-alive deadline is
+-- worked out once per send_time.
 function Ioloop:_serve_watched(client, w, t, wall)
   if self._ready[client] or w.buffered then
     self._ready[client], w.buffered = nil, nil
@@ -210,12 +213,19 @@ function Ioloop:_serve_watched(client, w, t, wall)
     end
   end
   local ka = client.args and client.args.keep_alive
-  if type(ka) ~= "number" or ka <= 0 then return huge end
+  if type(ka) ~= "number" or not (ka > 0) then return huge end
   local sent = client.send_time or 0
   if w.sent ~= sent then w.sent, w.keep_alive_at = sent, t + (sent + ka - wall) + SLACK end
-  if t >= w.keep_alive_at and os_time() - sent >= ka then
-    if client.send_pingreq then client:send_pingreq() else client:_ioloop_iteration() end
-    return -huge
+  if t >= w.keep_alive_at then
+    if os_time() - sent < ka then
+      w.keep_alive_at = t + RETRY
+    else
+      if client.send_pingreq then client:send_pingreq() else client:_ioloop_iteration() end
+      if self:_watched(client) ~= w.sock then return -huge end
+      -- the next test counts from this send; from now if the ping did not count as one
+      local after = client.send_time or 0
+      w.sent, w.keep_alive_at = after, t + (after ~= sent and after + ka - wall or ka) + SLACK
+    end
   end
   return w.keep_alive_at
 end
@@ -235,6 +245,8 @@ function Ioloop:_serve_unwatched(client, t)
   local start, reconnect = client.reconnect_timer_start, client.args and client.args.reconnect
   if not client.connection and start and type(reconnect) == "number" then
     wait = start + reconnect - wallclock() + SLACK
+    if wait ~= wait then wait = self.opts.sleep_max  -- reconnect = NaN: never due
+    elseif wait <= 0 then wait = RETRY end          -- os.time() behind the wall clock
     self._poll[client] = self.opts.sleep_min
   else
     wait = self:_polled(client, not client.connection or self.timeouted)

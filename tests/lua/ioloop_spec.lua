@@ -637,6 +637,77 @@ describe("corio.ioloop hosting MQTT clients (a real mosquitto)", function()
     assert.is_true(iterations > 5, iterations)
   end)
 
+  it("two packets in one segment, and one packet in two segments: each handled at once", function()
+    -- a broker of another process (a thread of this one could not send while the client's
+    -- receive blocks): LuaSocket, sends what the test needs, segment by segment
+    local script = S.tmpname(".lua")
+    local f = assert(io.open(script, "w"))
+    f:write([[
+      local socket = require "socket"
+      local function publish(topic, payload)
+        local body = string.char(0, #topic) .. topic .. payload
+        return string.char(0x30, #body) .. body
+      end
+      local server = assert(socket.bind("127.0.0.1", 0))
+      local _, port = server:getsockname()
+      print(port)
+      io.stdout:flush()
+      server:settimeout(10)
+      local peer = assert(server:accept())
+      peer:settimeout(5)
+      local head = assert(peer:receive(2))
+      assert(peer:receive(head:byte(2)))  -- CONNECT
+      peer:send("\32\2\0\0")             -- CONNACK
+      peer:send(publish("t", "one") .. publish("t", "two"))
+      socket.sleep(0.05)
+      local p = publish("t", "three")
+      peer:send(p:sub(1, 4))
+      socket.sleep(0.002)
+      peer:send(p:sub(5))
+      peer:receive("*a")
+    ]])
+    f:close()
+    local child = assert(io.popen(S.interpreter() .. " " .. script))
+    local port = assert(tonumber(child:read("*l")))
+    local loop = ioloop.create()
+    local c = C.client({ uri = "127.0.0.1:" .. port })
+    local at, connack = {}, nil
+    c:on({ connect = function() connack = corio.now() end, message = function(m)
+      at[#at + 1] = { m.payload, corio.now() }
+      if #at == 3 then c:disconnect() end
+    end })
+    loop:add(c)
+    local ok, err = pcall(run, loop, 5)
+    child:close()
+    os.remove(script)
+    assert(ok, err)
+    assert.same({ "one", "two", "three" }, { at[1][1], at[2][1], at[3][1] })
+    -- one and two come right after CONNACK, maybe in its segment: from LuaSocket's buffer
+    -- then, which no readiness announces; three comes 50 ms later
+    assert.is_true(at[2][2] - connack < 0.02, at[2][2] - connack)
+    assert.is_true(at[3][2] - connack >= 0.045, at[3][2] - connack)
+  end)
+
+  it("hostile clients: a ping that does not count as a send, reconnect = NaN: no spinning", function()
+    local loop = ioloop.create({ sleep_max = 0.05 })
+    local a, b = S.pair()
+    local pings = 0
+    local deaf = { connection = { sock = a }, args = { keep_alive = 0.2 }, send_time = 0,
+      _ioloop_iteration = function() end, send_pingreq = function() pings = pings + 1 end }
+    local calls = 0
+    local lost = { args = { reconnect = 0 / 0 }, reconnect_timer_start = os.time(),
+      _ioloop_iteration = function(self) calls = calls + 1 self.ioloop = loop loop:can_sleep() end }
+    loop:add(deaf)
+    loop:add(lost)
+    local c0 = cpu()
+    corio.after(1, function() loop:remove(deaf) loop:remove(lost) end)
+    run(loop)
+    a:close() b:close()
+    assert.is_true(pings >= 4 and pings <= 6, pings)   -- every keep_alive, not every pass
+    assert.is_true(calls >= 15 and calls <= 25, calls) -- every sleep_max
+    assert.is_true(cpu() - c0 < 0.05, cpu() - c0)
+  end)
+
   it("an error in a client's callback leaves run_until_clients with that error", function()
     local loop = ioloop.create()
     local c = subscriber(loop, "corio/err", nil)
