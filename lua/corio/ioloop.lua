@@ -73,8 +73,8 @@ function Ioloop:__init(opts)
   self.timeouted = false
   self._due = {}      -- entry -> corio.now() when it is next called (functions, polled clients)
   self._poll = {}     -- polled entry -> its current interval, sleep_min .. sleep_max
-  self._watches = {}  -- 3.x client -> { sock = its socket, id = event id or false }
-  self._ready = {}    -- 3.x client -> true: its socket became readable
+  self._watches = {}  -- client -> { sock = its socket, id = event id or false }
+  self._ready = {}    -- client -> true: its socket became readable
   self._keepalive = {}  -- 4.x client -> the loop function that keeps it alive
   self._kind = {}     -- entry -> "function", "v3" or "v4"
   self._next_at = -huge  -- before this corio.now() time only readable clients need a call
@@ -157,7 +157,7 @@ function Ioloop:_unwatch(client)
   self._ready[client] = nil
 end
 
--- The socket of a connected 3.x client whose descriptor is watched, else nil. Follows the
+-- The socket of a connected client whose descriptor is watched, else nil. Follows the
 -- client's connection as it comes and goes: a closed connection's socket stays readable
 -- (EOF) until collected and must not be waited on.
 function Ioloop:_watched(client)
@@ -255,8 +255,15 @@ function Ioloop:_serve_unwatched(client, t)
   return self._due[client]
 end
 
+-- A 4.x client: step() -> 0 (handled a packet: again now), -1 (idle), seconds (reconnect
+-- delay) or nil, error. Connected through a socket with a descriptor, an idle client is
+-- called again when it becomes readable; otherwise on the polling schedule.
 function Ioloop:_serve_step(client, t)
-  if self._due[client] > t then return self._due[client] end
+  local sock = self:_watched(client)
+  local w = sock and self._watches[client]
+  if self._due[client] > t and not (w and (self._ready[client] or w.buffered)) then return self._due[client] end
+  self._ready[client] = nil
+  if w then w.buffered = nil end
   local r = client:step()
   if not self.clients[client] then return huge end
   local wait
@@ -266,6 +273,9 @@ function Ioloop:_serve_step(client, t)
       return huge
     end
     wait = self:_polled(client, false)
+  elseif r == -1 and w and self:_watched(client) == sock then
+    w.buffered = dirty(sock) or nil
+    wait = w.buffered and 0 or huge  -- readiness will tell
   else
     wait = min(self:_wish(client, r), self.opts.sleep_max)
   end

@@ -111,6 +111,14 @@ function M.rss_kib()
   return tonumber(s:match("VmRSS:%s*(%d+)"))
 end
 
+-- On-CPU seconds of this process (/proc/self/schedstat: nanoseconds, not 10 ms ticks).
+function M.cpu()
+  local f = assert(io.open("/proc/self/schedstat"))
+  local ns = tonumber(f:read("*l"):match("^(%d+)"))
+  f:close()
+  return ns / 1e9
+end
+
 -- How many descriptors this process has open (entries of /proc/<pid>/fd).
 function M.open_fds()
   local f = assert(io.open("/proc/self/stat"))

@@ -10,13 +10,7 @@ local S = require "corio_support"
 -- get(false) is nil until the default instance exists: before anything else asks for it.
 local no_default_at_first = ioloop.get(false) == nil
 
--- On-CPU seconds of this process (/proc/self/schedstat, nanoseconds).
-local function cpu()
-  local f = assert(io.open("/proc/self/schedstat"))
-  local ns = tonumber(f:read("*l"):match("^(%d+)"))
-  f:close()
-  return ns / 1e9
-end
+local cpu = S.cpu
 
 -- Runs loop:run_until_clients() under a watchdog: after `limit` seconds every entry is
 -- removed (a corio timer, independent of the ioloop) and the test fails.
@@ -361,6 +355,30 @@ describe("corio.ioloop luamqtt 4.x clients (step, check_keep_alive)", function()
     assert.is_true(checks >= 5 and checks <= 8, checks)
     local gs = gaps(steps)
     assert.is_true(gs[1] < 0.01 + LATE and gs[#gs] >= 0.035, gs[1] .. " " .. gs[#gs])
+  end)
+
+  it("connected through a socket: an idle client waits for readability, not the schedule", function()
+    local loop = ioloop.create({ sleep_max = 0.01 })
+    local a, b = S.pair()
+    local steps, lines = 0, {}
+    local client = { opts = {}, connection = { sock = a } }
+    function client:step()
+      steps = steps + 1
+      a:settimeout(0)
+      local line = a:receive("*l")
+      if not line then return -1 end
+      lines[#lines + 1] = { line, corio.now() }
+      return 0
+    end
+    loop:add(client)
+    local sent
+    corio.after(0.2, function() sent = corio.now() b:send("one\ntwo\n") end)
+    corio.after(0.4, function() loop:remove(client) end)
+    run(loop)
+    a:close() b:close()
+    assert.same({ "one", "two" }, { lines[1][1], lines[2][1] })
+    assert.is_true(lines[2][2] - sent < 0.01, lines[2][2] - sent)
+    assert.is_true(steps <= 6, steps)  -- polling every 10 ms would make 40
   end)
 
   it("a step error removes a client that does not reconnect, and retries one that does", function()
