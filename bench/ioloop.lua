@@ -1,5 +1,5 @@
 -- luamqtt's clients on an ioloop: idle CPU and message latency. N clients (keep_alive 5 s,
--- each subscribed to a topic of its own) connect to a mosquitto started here; once all are
+-- or $KA; each subscribed to a topic of its own) connect to a mosquitto started here; once all are
 -- subscribed, IDLE seconds are measured (CPU of this process); then one more client
 -- subscribed to bench/lat receives MSGS lines from one mosquitto_pub -l, each stamped just
 -- before it is written, one every GAP s: latency = callback time - stamp.
@@ -12,6 +12,7 @@ local n = tonumber(arg[2]) or 100
 local idle = tonumber(arg[3]) or 30
 local msgs = tonumber(arg[4]) or 40
 local gap = tonumber(arg[5]) or 0.5
+local keep_alive = tonumber(os.getenv("KA")) or 5
 
 if loopname == "corio" then package.loaded["mqtt.ioloop"] = require "corio.ioloop" end
 local socket = require "socket"
@@ -42,14 +43,14 @@ local uri = "127.0.0.1:" .. broker.port
 local function client(topic, on_message)
   local c, state = nil, { subscribed = false }
   if mqtt then
-    c = mqtt.client({ uri = uri, clean = true, keep_alive = tonumber(os.getenv("KA") or 5) })
+    c = mqtt.client({ uri = uri, clean = true, keep_alive = keep_alive })
     c:on({
       connect = function() assert(c:subscribe({ topic = topic, qos = 0, callback = function() state.subscribed = true end })) end,
       message = function(m) if on_message then on_message(m.payload) end end,
       error = function(e) io.stderr:write("client error: ", tostring(e), "\n") end,
     })
   else
-    c = C.client({ uri = uri, keep_alive = tonumber(os.getenv("KA") or 5) })
+    c = C.client({ uri = uri, keep_alive = keep_alive })
     c:on({
       connect = function() c:subscribe(topic) end,
       subscribe = function() state.subscribed = true end,
