@@ -56,6 +56,7 @@ void Socket::unlink_all() noexcept {
 void Socket::release_fd(bool close_it) noexcept {
   watch_.reset();
   interest_ = 0;
+  if (fd_ >= 0 && transport_ && close_it) transport_->closing(fd_);
   if (fd_ >= 0 && !owner_ && close_it) ::close(fd_);
   fd_ = -1;
   stop_handle();

@@ -49,6 +49,18 @@ Stream::Connect Stream::connect(const Address& to, std::optional<Duration> timeo
   return Connect(socket_, std::move(t), timeout, nullptr);
 }
 
+std::error_code Stream::start_tls(std::shared_ptr<TlsContext> ctx, std::string_view host) {
+  if (!socket_) return Error::closed;
+  return corio::start_tls(*socket_, std::move(ctx), host);
+}
+
+Stream::Handshake Stream::handshake(std::optional<Duration> timeout) { return Handshake(socket_, timeout); }
+
+TlsInfo Stream::tls_info() const {
+  auto* t = socket_ ? dynamic_cast<TlsSession*>(socket_->transport()) : nullptr;
+  return t && t->established() ? t->info() : TlsInfo{};
+}
+
 Stream::ReadChunk Stream::read_chunk(std::size_t max, std::optional<Duration> timeout) {
   if (!chunks_ && loop_) chunks_ = &ChunkPool::of(*loop_);
   return ReadChunk(socket_, chunks_, max, timeout);

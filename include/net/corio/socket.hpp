@@ -69,6 +69,10 @@ class Transport {
   // of the stream as Error::closed), or wait.
   virtual IoOp::Status read(int fd, char* buf, std::size_t len, std::size_t& got, std::error_code& ec) = 0;
   virtual IoOp::Status write(int fd, const char* data, std::size_t len, std::size_t& put, std::error_code& ec) = 0;
+  // A transport that opens with a handshake (TLS): one step of it, as read() answers.
+  virtual IoOp::Status handshake(std::error_code&) { return IoOp::Status::done; }
+  // The descriptor is about to be closed (a goodbye, such as TLS's close_notify, goes now).
+  virtual void closing(int) noexcept {}
 };
 
 // A socket is a handle of its loop while it has a descriptor: Loop::close() reports it as
@@ -118,6 +122,7 @@ class Socket : public ListedHandle {
   std::error_code set_option(int level, int name, const void* value, socklen_t len);
   std::error_code bind(const Address& a);  // remembered for renew()
   void set_transport(std::unique_ptr<Transport> t) { transport_ = std::move(t); }
+  Transport* transport() const noexcept { return transport_.get(); }
 
   // Runs op at once if nothing is queued before it and it finishes without waiting:
   // returns true and finish() is not called. Otherwise queues it and returns false.

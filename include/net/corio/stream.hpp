@@ -18,6 +18,7 @@
 #include <corio/read_rule.hpp>
 #include <corio/resolver.hpp>
 #include <corio/result.hpp>
+#include <corio/tls.hpp>
 
 #include <cstdint>
 #include <string>
@@ -29,6 +30,7 @@ namespace corio {
 class Stream {
  public:
   class Connect;
+  class Handshake;
   class ReadChunk;
   class ReadSome;
   class ReadString;
@@ -69,6 +71,14 @@ class Stream {
   // All of data, as one operation -> std::error_code. data must stay valid until it completes.
   [[nodiscard]] WriteAll write_all(std::string_view data, std::optional<Duration> timeout = std::nullopt);
 
+  // TLS from now on, the side ctx's mode says (host: the name the server's certificate must
+  // carry, sent as SNI; an IP literal is checked against its IP entries), then the handshake
+  // -> std::error_code (verify_category() for a certificate refused). A failed handshake
+  // closes the stream. Reads and writes awaited meanwhile wait for it.
+  std::error_code start_tls(std::shared_ptr<TlsContext> ctx, std::string_view host = {});
+  [[nodiscard]] Handshake handshake(std::optional<Duration> timeout = std::nullopt);
+  TlsInfo tls_info() const;  // what the handshake agreed on; empty without TLS
+
   void close() noexcept;  // pending operations end with Error::closed
   bool is_open() const noexcept { return socket_ && !socket_->closed(); }
   int fd() const noexcept { return socket_ ? socket_->fd() : -1; }
@@ -96,6 +106,15 @@ class Stream::Connect final : public AwaitableOp<ConnectOp> {
  private:
   ConnectOp::Target target_;
   Resolver* resolver_;
+};
+
+class Stream::Handshake final : public AwaitableOp<TlsHandshake> {
+ public:
+  Handshake(Socket* so, std::optional<Duration> timeout) noexcept : AwaitableOp(so, Direction::read, timeout) {}
+  std::error_code await_resume() noexcept {
+    if (error && socket_) socket_->close();
+    return error;
+  }
 };
 
 class Stream::ReadSome final : public AwaitableOp<> {
