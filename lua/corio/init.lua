@@ -90,10 +90,26 @@ function corio.bind(host, port, backlog)
   return nil, first
 end
 
--- serve(host, port, handler) -> server: handler(client) runs in a thread of its own for
--- each connection. Pending connections are accepted in a burst (accept does not wait
--- while some are queued); closing the server ends the accepting thread.
-function corio.serve(host, port, handler)
+-- serve(host, port, handler [, {tls = params, handshake_timeout = 10}]) -> server:
+-- handler(client) runs in a thread of its own for each connection. Pending connections are
+-- accepted in a burst (accept does not wait while some are queued); closing the server ends
+-- the accepting thread. With tls, the handler gets the client once its handshake is done
+-- (within handshake_timeout seconds; a failed one is closed and never seen).
+local function secured(ctx, handler, timeout)
+  return function(client)
+    client:settimeout(timeout)
+    if not client:starttls(ctx) then return end
+    client:settimeout(nil)
+    return handler(client)
+  end
+end
+
+function corio.serve(host, port, handler, opts)
+  if opts and opts.tls then
+    local ctx, cerr = require("corio.tls").server_context(opts.tls)
+    if not ctx then return nil, cerr end
+    handler = secured(ctx, handler, opts.handshake_timeout or 10)
+  end
   local server, err = corio.bind(host, port)
   if not server then return nil, err end
   corio.spawn(function()

@@ -246,6 +246,7 @@ int l_gc(lua_State* L) {
     s->sock->destroy();
     s->sock = nullptr;
   }
+  if (s) std::string().swap(s->host);  // the userdata's memory is Lua's: no destructor runs
   return 0;
 }
 
@@ -471,6 +472,7 @@ int address_call(lua_State* L, LSocket* s, int host_idx, bool bind) {
       return push_error(L, ResolveError::service);  // as getaddrinfo says
     }
     t.host.assign(host, len);
+    if (!bind) s->host = t.host;
     t.port = *port;
     t.family = s->family;
   }

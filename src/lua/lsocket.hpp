@@ -37,6 +37,7 @@ struct LSocket {
                                  // start of the call): the longest one call waits
   TimePoint created;
   Wrapped* wrapped = nullptr;  // set for corio.wrap(): the descriptor is the LuaSocket object's
+  std::string host;            // as given to connect: the name starttls checks by default
 
   // Tells a corio socket from any other userdata in check_socket() without a metatable
   // lookup per call (that lookup was ~1/8 of a Lua echo's instructions).

@@ -2,6 +2,7 @@
 #include "lsocket.hpp"
 
 #include "lprotect.hpp"
+#include "ltls.hpp"
 
 #include <corio/read_rule.hpp>
 
@@ -324,10 +325,29 @@ constexpr luaL_Reg kStreamMethods[] = {
     {nullptr, nullptr},
 };
 
+// tcp's: the same and TLS (ltls.cpp)
+constexpr luaL_Reg kTcpMethods[] = {
+    {"accept", protect<l_accept<Kind::tcp>>},
+    {"bind", protect<l_bind<Kind::tcp>>},
+    {"connect", protect<l_connect<Kind::tcp>>},
+    {"listen", protect<l_listen<Kind::tcp>>},
+    {"receive", protect<l_receive<Kind::tcp>>},
+    {"receivesome", protect<l_receivesome<Kind::tcp>>},
+    {"send", protect<l_send<Kind::tcp>>},
+    {"setpeername", protect<l_connect<Kind::tcp>>},
+    {"setsockname", protect<l_bind<Kind::tcp>>},
+    {"shutdown", protect<l_shutdown<Kind::tcp>>},
+    {"setlimit", protect<l_setlimit<Kind::tcp>>},
+    {"starttls", protect<l_starttls>},
+    {"tlsinfo", protect<l_tlsinfo>},
+    {"getpeercertificate", protect<l_getpeercertificate>},
+    {nullptr, nullptr},
+};
+
 }  // namespace
 
 const luaL_Reg* stream_methods(Kind kind) {
-  return kind == Kind::unix_stream ? kStreamMethods<Kind::unix_stream> : kStreamMethods<Kind::tcp>;
+  return kind == Kind::unix_stream ? kStreamMethods<Kind::unix_stream> : kTcpMethods;
 }
 
 }  // namespace corio::lua

@@ -406,6 +406,7 @@ int l_gc(lua_State* L) {
     lua_pushnil(L);
     set_object(L, s->wrapped->T);
   }
+  if (s) std::string().swap(s->host);  // the userdata's memory is Lua's: no destructor runs
   return 0;
 }
 

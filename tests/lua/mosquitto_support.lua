@@ -1,6 +1,6 @@
 -- A real mosquitto for the specs (not a spec): started on free 127.0.0.1 ports with a
 -- generated config, optionally with a TLS listener whose certificates the openssl CLI makes
--- here (a CA, and a server certificate for 127.0.0.1 and localhost), stopped by PID.
+-- by tls_support (a CA, and a server certificate for 127.0.0.1 and localhost), stopped by PID.
 -- Every wait is bounded. Blocking LuaSocket calls only: usable before corio runs anything.
 local socket = require "socket"
 
@@ -42,18 +42,6 @@ local function tmpdir()
   return name
 end
 
--- ca.pem, server.pem, server.key in dir (openssl CLI, quiet).
-local function make_certs(dir)
-  local q = " >/dev/null 2>&1"
-  assert(sh(("cd %s && openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=corio-test-ca"
-    .. " -keyout ca.key -out ca.pem" .. q):format(dir)), "openssl: CA")
-  write(dir .. "/san.ext", "subjectAltName=IP:127.0.0.1,DNS:localhost\n")
-  assert(sh(("cd %s && openssl req -newkey rsa:2048 -nodes -subj /CN=localhost -keyout server.key"
-    .. " -out server.csr" .. q .. " && openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key"
-    .. " -CAcreateserial -days 2 -extfile san.ext -out server.pem" .. q .. " && chmod 0644 *"):format(dir)),
-    "openssl: server certificate")
-end
-
 local function listening(port)
   local c = socket.tcp()
   c:settimeout(0.2)
@@ -71,13 +59,13 @@ function M.start(opts)
   local conf = { "per_listener_settings false", "allow_anonymous true", "persistence false",
     "listener " .. b.port .. " 127.0.0.1" }
   if opts.tls then
-    make_certs(dir)
-    b.ca = dir .. "/ca.pem"
+    b.certs = require("tls_support").make(dir)
+    b.ca = b.certs.ca
     b.tls_port = free_port()
     conf[#conf + 1] = "listener " .. b.tls_port .. " 127.0.0.1"
     conf[#conf + 1] = "cafile " .. b.ca
-    conf[#conf + 1] = "certfile " .. dir .. "/server.pem"
-    conf[#conf + 1] = "keyfile " .. dir .. "/server.key"
+    conf[#conf + 1] = "certfile " .. b.certs.server.cert
+    conf[#conf + 1] = "keyfile " .. b.certs.server.key
   end
   write(dir .. "/mosquitto.conf", table.concat(conf, "\n") .. "\n")
   local p = assert(io.popen(("%s -c %s/mosquitto.conf >%s/log 2>&1 & echo $!"):format(exe("mosquitto"), dir, dir)))
