@@ -96,6 +96,22 @@ TlsParams parse(lua_State* L, int t, std::string& servername) {
   p.alpn = opt_list(L, t, "alpn");
   opt_list(L, t, "options");  // LuaSec's option names: checked for type, OpenSSL's defaults kept
   servername = opt_string(L, t, "servername");
+  // sni = { [name] = { certificate =, key = ... }, ... }: a server's other certificates
+  lua_getfield(L, t, "sni");
+  if (lua_istable(L, -1)) {
+    int sni = lua_gettop(L);
+    lua_pushnil(L);
+    while (lua_next(L, sni)) {
+      if (lua_type(L, -2) != LUA_TSTRING || !lua_istable(L, -1))
+        throw std::invalid_argument("tls parameter sni must map names to tables of parameters");
+      std::string ignored;
+      p.sni.emplace_back(lua_tostring(L, -2), parse(L, lua_gettop(L), ignored));
+      lua_pop(L, 1);
+    }
+  } else if (!lua_isnil(L, -1)) {
+    throw std::invalid_argument("tls parameter sni must map names to tables of parameters");
+  }
+  lua_pop(L, 1);
   return p;
 }
 

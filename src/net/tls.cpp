@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
+#include <strings.h>
 
 namespace corio {
 namespace {
@@ -108,6 +109,23 @@ int select_alpn(SSL*, const unsigned char** out, unsigned char* outlen, const un
   return SSL_TLSEXT_ERR_OK;
 }
 
+// A server's choice of certificate by the name the client asked for.
+int on_servername(SSL* ssl, int*, void* arg) {
+  const char* name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
+  if (!name) return SSL_TLSEXT_ERR_OK;
+  if (void* other = static_cast<const TlsContext*>(arg)->native_for(name))
+    SSL_set_SSL_CTX(ssl, static_cast<SSL_CTX*>(other));
+  return SSL_TLSEXT_ERR_OK;
+}
+
+// A client's new session (TLS 1.3: a ticket after the handshake), kept for its server name.
+int on_new_session(SSL* ssl, SSL_SESSION* session) {
+  auto* ts = static_cast<TlsSession*>(SSL_get_app_data(ssl));
+  if (!ts || ts->host.empty()) return 0;
+  ts->context().keep(ts->host, session);
+  return 1;  // the reference is ours
+}
+
 std::string name_of(X509_NAME* n) {
   if (!n) return {};
   char buf[512];
@@ -195,16 +213,60 @@ Result<std::shared_ptr<TlsContext>> TlsContext::create(const TlsParams& p, std::
                                      static_cast<unsigned>(holder->alpn_.size())) != 0)
       return fail(last_error(), "alpn");
   }
-  if (!server) SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT);
+  if (server && !p.sni.empty()) {
+    for (const auto& [name, sub] : p.sni) {
+      TlsParams q = sub;
+      q.mode = TlsParams::Mode::server;
+      auto r = create(q, why);
+      if (r.error) return r;
+      holder->sni_.emplace_back(name, std::move(r.value));
+    }
+    SSL_CTX_set_tlsext_servername_callback(ctx, on_servername);
+    SSL_CTX_set_tlsext_servername_arg(ctx, holder.get());
+  }
+  if (!server) {
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
+    SSL_CTX_sess_set_new_cb(ctx, on_new_session);
+  }
   return {{}, holder};
 }
 
-TlsContext::~TlsContext() { SSL_CTX_free(static_cast<SSL_CTX*>(ctx_)); }
+TlsContext::~TlsContext() {
+  for (auto& [host, session] : sessions_) SSL_SESSION_free(static_cast<SSL_SESSION*>(session));
+  SSL_CTX_free(static_cast<SSL_CTX*>(ctx_));
+}
+
+void* TlsContext::session(const std::string& host) const {
+  for (const auto& [h, session] : sessions_)
+    if (h == host) return session;
+  return nullptr;
+}
+
+void TlsContext::keep(const std::string& host, void* session) {
+  for (auto& [h, old] : sessions_)
+    if (h == host) {
+      SSL_SESSION_free(static_cast<SSL_SESSION*>(old));
+      old = session;
+      return;
+    }
+  if (sessions_.size() >= kSessions) {
+    SSL_SESSION_free(static_cast<SSL_SESSION*>(sessions_.front().second));
+    sessions_.erase(sessions_.begin());
+  }
+  sessions_.emplace_back(host, session);
+}
+
+void* TlsContext::native_for(std::string_view name) const {
+  for (const auto& [n, sub] : sni_)
+    if (n.size() == name.size() && strncasecmp(n.data(), name.data(), n.size()) == 0) return sub->native();
+  return nullptr;
+}
 
 // ---- TlsSession ----
 
-TlsSession::TlsSession(std::shared_ptr<TlsContext> ctx, int fd, std::string_view host)
-    : ctx_(std::move(ctx)), ssl_(SSL_new(static_cast<SSL_CTX*>(ctx_->native()))) {
+TlsSession::TlsSession(std::shared_ptr<TlsContext> ctx, int fd, std::string_view name)
+    : ctx_(std::move(ctx)), ssl_(SSL_new(static_cast<SSL_CTX*>(ctx_->native()))),
+      host(ctx_->params().mode == TlsParams::Mode::client ? name : std::string_view{}) {
   SSL* ssl = ssl_of(ssl_);
   BIO* bio = ssl ? BIO_new(fd_method()) : nullptr;
   if (!bio) {
@@ -219,7 +281,9 @@ TlsSession::TlsSession(std::shared_ptr<TlsContext> ctx, int fd, std::string_view
   }
   SSL_set_connect_state(ssl);
   if (host.empty()) return;
-  std::string h(host);
+  SSL_set_app_data(ssl, this);
+  if (void* session = ctx_->session(host)) SSL_set_session(ssl, static_cast<SSL_SESSION*>(session));
+  const std::string& h = host;
   unsigned char ip[16];
   bool literal = inet_pton(AF_INET, h.c_str(), ip) == 1 || inet_pton(AF_INET6, h.c_str(), ip) == 1;
   if (literal) {

@@ -391,6 +391,49 @@ TEST_F(TlsTest, TwoHundredConcurrentConnections) {
   corio_test::run_until(loop, [] { return false; }, 50ms);
 }
 
+TEST_F(TlsTest, ClientResumesItsSessionWithTheSameServer) {
+  auto sctx = server_ctx();
+  auto cctx = client_ctx();
+  bool resumed[2] = {};
+  for (int i = 0; i < 2; ++i) {
+    Server server(loop, sctx);
+    Client c;
+    ASSERT_TRUE(run_task(loop, client(loop, server.port, cctx, "localhost", c)));
+    EXPECT_FALSE(c.handshake) << c.handshake.message();
+    EXPECT_EQ("hello over tls", c.line);
+    resumed[i] = c.info.resumed;
+    server.listener.close();
+    corio_test::run_until(loop, [] { return false; }, 20ms);
+  }
+  EXPECT_FALSE(resumed[0]);
+  EXPECT_TRUE(resumed[1]);  // the ticket the first connection got
+}
+
+TEST_F(TlsTest, ServerPicksTheCertificateByTheNameAsked) {
+  TlsParams p;
+  p.mode = TlsParams::Mode::server;
+  p.verify = false;
+  p.certificate = certs().path("wrong.pem");  // for any other name
+  p.key = certs().path("wrong.key");
+  TlsParams local = p;
+  local.certificate = certs().path("server.pem");
+  local.key = certs().path("server.key");
+  p.sni = {{"localhost", local}};
+  std::string why;
+  auto sctx = TlsContext::create(p, &why);
+  ASSERT_FALSE(sctx.error) << why;
+  for (const char* host : {"localhost", "wrong.example"}) {
+    Server server(loop, sctx.value);
+    Client c;
+    ASSERT_TRUE(run_task(loop, client(loop, server.port, client_ctx(), host, c)));
+    EXPECT_FALSE(c.handshake) << host << ": " << c.handshake.message();
+    EXPECT_NE(std::string::npos, c.info.peer.subject.find(std::string("CN=") + (host[0] == 'l' ? "server" : "wrong")))
+        << host << ": " << c.info.peer.subject;
+    server.listener.close();
+    corio_test::run_until(loop, [] { return false; }, 20ms);
+  }
+}
+
 TEST(TlsContextTest, BadSettingsAreClearErrors) {
   std::string why;
   TlsParams p;

@@ -193,6 +193,36 @@ describe("corio TLS", function()
     end)
   end)
 
+  it("resumes the session with the same server; serves several certificates by SNI", function()
+    S.run(function()
+      local server = echo_server()
+      local params = client_params({ timeout = 5 })
+      local resumed = {}
+      for i = 1, 2 do
+        local c = assert(tls.connect("localhost", S.port(server), params))
+        c:send("x\n")
+        assert.equal("x", c:receive("*l"))  -- the session ticket comes with the data
+        resumed[i] = c:tlsinfo().resumed
+        c:close()
+      end
+      assert.same({ false, true }, resumed)
+      server:close()
+      local multi = assert(corio.serve("127.0.0.1", 0, function(c) c:close() end, { tls = {
+        certificate = certs.wrong.cert, key = certs.wrong.key,
+        sni = { localhost = { certificate = certs.server.cert, key = certs.server.key } },
+      } }))
+      for name, cn in pairs({ localhost = "CN=server", ["wrong.example"] = "CN=wrong" }) do
+        local c = corio.tcp()
+        c:settimeout(5)
+        assert(c:connect("127.0.0.1", S.port(multi)))
+        assert(c:starttls(client_params(), name))
+        assert.truthy(c:getpeercertificate().subject:find(cn, 1, true))
+        c:close()
+      end
+      multi:close()
+    end)
+  end)
+
   it("bad parameters: a clear error, and a failed starttls closes the socket", function()
     assert.has_error(function() require("corio.core").tlscontext({ mode = "both" }) end,
       "tls parameter mode must be \"client\" or \"server\"")

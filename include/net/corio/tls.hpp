@@ -36,10 +36,14 @@ struct TlsParams {
   std::string ciphers;             // TLS 1.2 cipher list (OpenSSL syntax); empty: OpenSSL's
   std::string protocol = "any";    // the lowest version: "any" (TLS 1.2), "tlsv1_2", "tlsv1_3"
   std::vector<std::string> alpn;   // protocols offered (client) or accepted, in preference order
+  // Server: other certificates by the name a client asks for (SNI); the rest of these
+  // settings are the entry's own. A name not listed gets this context's certificate.
+  std::vector<std::pair<std::string, TlsParams>> sni;
 };
 
-// An SSL_CTX: settings, certificates and (client side) the session cache shared by the
-// connections made from it. Immutable once made.
+// An SSL_CTX: settings, certificates and (client side) the sessions kept for resumption,
+// one per server name (at most kSessions), shared by the connections made from it on one
+// thread.
 class TlsContext {
  public:
   // A clear message in `why` when it fails (a missing file, a key that does not match).
@@ -51,11 +55,21 @@ class TlsContext {
   const TlsParams& params() const noexcept { return params_; }
   void* native() const noexcept { return ctx_; }  // SSL_CTX*
 
+  static constexpr std::size_t kSessions = 256;
+  // The session a client keeps for host (nullptr: none), and a new one to keep (its
+  // reference is the context's now).
+  void* session(const std::string& host) const;
+  void keep(const std::string& host, void* session);
+  // A server's SSL_CTX* for the name a client asked for (SNI); nullptr: this one's.
+  void* native_for(std::string_view name) const;
+
  private:
   TlsContext(const TlsParams& p, void* ctx) : params_(p), ctx_(ctx) {}
   TlsParams params_;
   void* ctx_;
   std::string alpn_;  // the wire form of params_.alpn, which OpenSSL keeps pointing at
+  std::vector<std::pair<std::string, std::shared_ptr<TlsContext>>> sni_;
+  std::vector<std::pair<std::string, void*>> sessions_;  // SSL_SESSION*, oldest first
 };
 
 // What a finished handshake agreed on, and the peer's certificate (empty fields without one).
@@ -83,12 +97,16 @@ class TlsSession final : public Transport {
   IoOp::Status handshake(std::error_code& ec);
   bool established() const noexcept { return established_; }
   TlsInfo info() const;
+  TlsContext& context() const noexcept { return *ctx_; }
 
  private:
   IoOp::Status outcome(int ret, std::error_code& ec);
   std::shared_ptr<TlsContext> ctx_;
   void* ssl_;  // SSL*
   bool established_ = false;
+
+ public:
+  const std::string host;  // a client's server name: its sessions are kept under it
 };
 
 // Makes s a TLS connection (client or server side, as ctx says) from now on; s must be
