@@ -23,7 +23,6 @@ local corio = {
   udp4 = core.udp4,
   udp6 = core.udp6,
   unix = core.unix,        -- stream socket on a path
-  wrap = core.wrap,        -- wrap(luasocket_socket) -> the same, async; the original as .socket
   setlimit = core.setlimit,  -- setlimit(bytes): default line limit of every socket (math.huge: none)
   nameservers = core.nameservers,  -- nameservers("127.0.0.1:53,..."): DNS servers instead of resolv.conf's
   -- Shutting down (README, "Shutting down"):
@@ -42,6 +41,15 @@ local corio = {
   workers = core.workers,
   worker_index = core.worker,  -- i inside worker i, nil elsewhere; also the field corio.worker
 }
+
+-- wrap(luasocket_socket | luasec_connection) -> the same, waiting in corio's loop (a LuaSocket
+-- socket's original stays as .socket). A LuaSec connection (ssl.wrap, before or after its
+-- handshake) keeps LuaSec doing the TLS (corio.tls).
+function corio.wrap(sock, ...)
+  local mt = getmetatable(sock)  -- LuaSec's class, as registered (Lua 5.1 has no __name)
+  if mt ~= nil and mt == debug.getregistry()["SSL:Connection"] then return require("corio.tls").wrap_luasec(sock) end
+  return core.wrap(sock, ...)
+end
 
 -- connect(host, port [, laddr [, lport [, family]]]) -> client | nil, message, as LuaSocket's
 -- socket.connect: family ("inet", "inet6" or "unspec") picks the local address's family.

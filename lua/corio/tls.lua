@@ -59,4 +59,95 @@ function tls.server_context(params)
   return core.tlscontext(params)
 end
 
+-- ---- LuaSec connections (ssl.wrap) driven by corio's loop ----
+-- corio.wrap(luasec_conn) gives this wrapper: LuaSec does the TLS, corio the waiting. Each
+-- call runs LuaSec without blocking and, on "wantread"/"wantwrite", waits for the
+-- descriptor in corio's loop (a corio thread yields; the main thread runs the loop), so
+-- code written for Copas + LuaSec keeps working. settimeout bounds each call as a whole.
+local event = require "corio.event"
+
+local LuaSec = {}
+LuaSec.__index = function(self, k)
+  local m = LuaSec[k]
+  if m then return m end
+  local conn = rawget(self, "conn")
+  local v = conn[k]  -- LuaSec's own (getpeercertificate, info, getalpn ...), on the connection
+  if type(v) ~= "function" then return v end
+  return function(w, ...)
+    if w == self then return v(conn, ...) end
+    return v(w, ...)
+  end
+end
+LuaSec.__tostring = function(self) return "corio " .. tostring(rawget(self, "conn")) end
+
+function tls.wrap_luasec(conn)
+  conn:settimeout(0)
+  return setmetatable({ conn = conn, ev = event.newset(), timeout = nil }, LuaSec)
+end
+
+function LuaSec:settimeout(t)
+  self.timeout = (type(t) == "number" and t >= 0) and t or nil
+  return 1
+end
+
+function LuaSec:gettimeout() return self.timeout or -1 end
+
+-- Waits until the descriptor is ready for `want` ("wantread" / "wantwrite" / "timeout",
+-- LuaSec's words) or the call's deadline: true, or nil on the deadline.
+local function ready(self, want, deadline)
+  local left = deadline and deadline - corio.now()
+  if left and left <= 0 then return nil end
+  local ev = self.ev
+  local id, err = ev:add(want == "wantwrite" and "w" or "r", self.conn:getfd(), nil, left)
+  if not id then return nil, err end
+  local it, s, c = ev(true)
+  local _, reason = it(s, c)
+  ev:del(id)
+  return reason ~= "timeout"
+end
+
+local function deadline_of(self)
+  return self.timeout and corio.now() + self.timeout
+end
+
+local function waits(err) return err == "wantread" or err == "wantwrite" or err == "timeout" end
+
+function LuaSec:dohandshake()
+  local deadline = deadline_of(self)
+  while true do
+    local ok, err = self.conn:dohandshake()
+    if ok then return true end
+    if not waits(err) then return nil, err end
+    if not ready(self, err, deadline) then return nil, "timeout" end
+  end
+end
+
+function LuaSec:receive(pattern, prefix)
+  local deadline = deadline_of(self)
+  local part = prefix
+  while true do
+    local data, err, partial = self.conn:receive(pattern, part)
+    if data then return data end
+    part = partial
+    if not waits(err) then return nil, err, partial end
+    if not ready(self, err, deadline) then return nil, "timeout", partial end
+  end
+end
+
+function LuaSec:send(data, i, j)
+  local deadline = deadline_of(self)
+  local from = i or 1
+  while true do
+    local last, err, sent = self.conn:send(data, from, j)
+    if last then return last end
+    if not waits(err) then return nil, err, sent end
+    if sent and sent >= from then from = sent + 1 end
+    if not ready(self, err, deadline) then return nil, "timeout", sent end
+  end
+end
+
+function LuaSec:close()
+  return self.conn:close()
+end
+
 return tls
