@@ -326,6 +326,14 @@ def main():
           "lasts ~0.5 s). The same luamqtt clients on both (the real library, fetched for the run, never "
           "stored); `client library = contract` means it was not available and corio hosted "
           "tests/lua/mqtt_contract.lua's clients instead. Pinned to CPU 1; mosquitto is not.\n")
+    tl = [d for d in extra if d.get("bench") == "tls"]
+    print("## TLS: full handshakes per second, corio beside openssl s_server\n")
+    print(table(["server", "handshakes", "seconds", "handshakes/s"],
+                [[d["impl"], d.get("handshakes", "-"), d.get("secs", "-"), d.get("per_s", "FAIL")] for d in tl]) + "\n")
+    print("`openssl s_time -new` as the client (one connection after another, each a full TLS 1.3 handshake with "
+          "a new session, RSA 2048 certificates made for the run), against `bench/tls_echo.lua` (corio.serve with "
+          "tls) and `openssl s_server`, both pinned to CPU 1, s_time to CPU 0. The figure is connections per real "
+          "second, so it includes s_time's own work; TLS echo throughput at 100 connections is not measured yet.\n")
     print("## corio: idle connections — memory and CPU\n")
     print(table(["server", "conns", "idle s", "srv on-cpu ms (schedstat)", "utime+stime ms", "VmRSS MB", "errors"],
                 [[d["impl"], d.get("conns", "?"), d.get("idle_s", "-"), d.get("srv_sched_ms", "-"), d.get("srv_cpu_ms", "-"),

@@ -145,6 +145,37 @@ for impl in corio luamqtt; do
   LUA_PATH="$MQTT_PATH" on_cpu "$LUA" bench/ioloop.lua "$impl" $IOLOOP_ARGS >> "$EXTRA" 2>>"$RES/logs/ioloop.log"
 done
 
+# ---- 2d. TLS: full handshakes per second, corio's server beside openssl s_server ----
+# openssl s_time as the client (one connection after another, a new session each, the same
+# certificates); the figure is connections / real seconds. Both servers pinned alike.
+echo "== TLS handshakes: corio beside openssl s_server" >&2
+CERTS="$RES/certs"
+mkdir -p "$CERTS"
+( cd "$CERTS" && openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=bench-ca -keyout ca.key -out ca.pem \
+  && printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' > san.ext \
+  && openssl req -newkey rsa:2048 -nodes -subj /CN=localhost -keyout server.key -out server.csr \
+  && openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 -extfile san.ext -out server.pem \
+) >>"$RES/logs/tls.log" 2>&1
+tls_line() {  # NAME CMD
+  local name=$1 out n secs
+  if ! start_server "$2"; then echo "bench=tls impl=$name FAIL" >> "$EXTRA"; stop_server; return; fi
+  local t0 t1
+  t0=$(date +%s.%N)  # s_time prints whole real seconds: time it here
+  out=$(taskset -c "$LOADGEN_CPU" openssl s_time -connect "127.0.0.1:$PORT" -new -time "${TLS_SECS:-5}" \
+        -CAfile "$CERTS/ca.pem" 2>>"$RES/logs/tls.log")
+  t1=$(date +%s.%N)
+  n=$(sed -n 's/^\([0-9]*\) connections in [0-9.]* real seconds.*/\1/p' <<<"$out")
+  secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.2f", b-a}')
+  if [ -n "$n" ] && [ -n "$secs" ]; then
+    echo "bench=tls impl=$name handshakes=$n secs=$secs per_s=$(awk -v n="$n" -v s="$secs" 'BEGIN{printf "%.0f", n/s}')" >> "$EXTRA"
+  else
+    echo "bench=tls impl=$name FAIL" >> "$EXTRA"
+  fi
+  stop_server
+}
+tls_line "corio-lua" "$LUA $ROOT/bench/tls_echo.lua {port} $CERTS/server.pem $CERTS/server.key"
+tls_line "openssl-s_server" "openssl s_server -quiet -accept 127.0.0.1:{port} -cert $CERTS/server.pem -key $CERTS/server.key"
+
 # ---- 3. memory per idle connection and idle CPU (N_IDLE connections) ----
 # idle_line NAME CONNS SECS CMD: N connections, one echo each, then silence
 idle_line() {
