@@ -247,7 +247,11 @@ void Socket::park(Direction d, IoOp& op, IoOp::Status st) {
   want(d, false);
   if (st == IoOp::Status::pending) return;
   // An op backing off on its own (accept under EMFILE) says when; else the rate limit does.
-  TimePoint at = op.resume_at != TimePoint{} ? op.resume_at : throttle(d).ready_at(kReadChunk);
+  // Throttled without a rate limit: a transport wants the other direction (TLS reading
+  // wants to write, rarely): look again in a millisecond rather than at once.
+  TimePoint at = op.resume_at != TimePoint{} ? op.resume_at
+                 : limited(d)                 ? throttle(d).ready_at(kReadChunk)
+                                              : Loop::now() + std::chrono::milliseconds(1);
   op.resume_at = TimePoint{};
   pacing().timer[idx(d)].start_at(at, [this, d] { run(d, true); });
 }

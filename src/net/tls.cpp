@@ -419,9 +419,7 @@ IoOp::Status TlsHandshake::step(Socket& s) {
     return Status::done;
   }
   Transport* t = s.transport();
-  Status st = t ? t->handshake(error) : Status::done;
-  if (st == Status::throttled) resume_at = Loop::now() + std::chrono::milliseconds(1);  // wants to write
-  return st;
+  return t ? t->handshake(error) : Status::done;  // throttled: it wants to write (Socket::park)
 }
 
 }  // namespace corio
