@@ -48,6 +48,32 @@ function tls.connect(host, port, params)
   return sock
 end
 
+-- create([params]) -> a socket factory for LuaSocket's create hooks (socket.http's
+-- request{create = ...}): each socket does the TLS handshake in connect(host, port),
+-- verifying host unless params say otherwise.
+--   http.request{ url = "https://localhost:8443/", create = tls.create{ cafile = "ca.pem" } }
+function tls.create(params)
+  return function()
+    local sock = corio.tcp()
+    local proxy = setmetatable({}, { __index = function(_, k)
+      local v = sock[k]
+      if type(v) ~= "function" then return v end
+      return function(_, ...) return v(sock, ...) end
+    end })
+    function proxy.connect(_, host, port)
+      local ok, err = sock:connect(host, port)
+      if not ok then return nil, err end
+      local ctx
+      ctx, err = tls.context(params)
+      if not ctx then sock:close() return nil, err end
+      ok, err = sock:starttls(ctx, params and params.servername or host)
+      if not ok then return nil, err end
+      return 1
+    end
+    return proxy
+  end
+end
+
 -- The server side of params (mode = "server" unless given), for corio.serve.
 function tls.server_context(params)
   if params.mode == nil then

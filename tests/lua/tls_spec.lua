@@ -173,6 +173,35 @@ describe("corio TLS", function()
     end)
   end)
 
+  it("LuaSocket's http module over TLS through its create hook", function()
+    local http = require "socket.http"
+    local ltn12 = require "ltn12"
+    S.run(function()
+      local server = assert(corio.serve("127.0.0.1", 0, function(c)
+        c:settimeout(5)
+        local request = c:receive("*l")
+        repeat local line = c:receive("*l") until not line or line == ""
+        local body = "secure hello for " .. request
+        c:send("HTTP/1.0 200 OK\r\nContent-Length: " .. #body .. "\r\n\r\n" .. body)
+        c:close()
+      end, { tls = { certificate = certs.server.cert, key = certs.server.key } }))
+      local chunks = {}
+      local ok, code = http.request({
+        url = "https://localhost:" .. S.port(server) .. "/x",
+        sink = ltn12.sink.table(chunks),
+        create = tls.create({ cafile = certs.ca }),
+      })
+      assert.equal(1, ok)
+      assert.equal(200, code)
+      assert.equal("secure hello for GET /x HTTP/1.1", table.concat(chunks))
+      -- the wrong CA: the request fails with the verification's reason
+      local nok, err = http.request({ url = "https://localhost:" .. S.port(server) .. "/", create = tls.create() })
+      assert.is_nil(nok)
+      assert.equal("certificate verify failed: unable to get local issuer certificate", err)
+      server:close()
+    end)
+  end)
+
   it("talks to openssl s_server", function()
     local port = S.free_port()
     local p = assert(io.popen(("cd %s && (openssl s_server -quiet -rev -accept 127.0.0.1:%d -cert server.pem "
