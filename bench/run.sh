@@ -151,11 +151,7 @@ done
 echo "== TLS handshakes: corio beside openssl s_server" >&2
 CERTS="$RES/certs"
 mkdir -p "$CERTS"
-( cd "$CERTS" && openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=bench-ca -keyout ca.key -out ca.pem \
-  && printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' > san.ext \
-  && openssl req -newkey rsa:2048 -nodes -subj /CN=localhost -keyout server.key -out server.csr \
-  && openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 -extfile san.ext -out server.pem \
-) >>"$RES/logs/tls.log" 2>&1
+LUA_PATH="$ROOT/tests/lua/?.lua;$LUA_PATH" "$LUA" -e "require('tls_support').make('$CERTS')" >>"$RES/logs/tls.log" 2>&1
 tls_line() {  # NAME CMD
   local name=$1 out n secs
   if ! start_server "$2"; then echo "bench=tls impl=$name FAIL" >> "$EXTRA"; stop_server; return; fi

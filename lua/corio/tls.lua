@@ -119,17 +119,18 @@ end
 function LuaSec:gettimeout() return self.timeout or -1 end
 
 -- Waits until the descriptor is ready for `want` ("wantread" / "wantwrite" / "timeout",
--- LuaSec's words) or the call's deadline: true, or nil on the deadline.
+-- LuaSec's words) or the call's deadline: true, or nil and "timeout" (or "closed").
 local function ready(self, want, deadline)
   local left = deadline and deadline - corio.now()
-  if left and left <= 0 then return nil end
+  if left and left <= 0 then return nil, "timeout" end
   local ev = self.ev
   local id, err = ev:add(want == "wantwrite" and "w" or "r", self.conn:getfd(), nil, left)
   if not id then return nil, err end
   local it, s, c = ev(true)
   local _, reason = it(s, c)
   ev:del(id)
-  return reason ~= "timeout"
+  if reason == "timeout" then return nil, "timeout" end
+  return true
 end
 
 local function deadline_of(self)
@@ -144,7 +145,8 @@ function LuaSec:dohandshake()
     local ok, err = self.conn:dohandshake()
     if ok then return true end
     if not waits(err) then return nil, err end
-    if not ready(self, err, deadline) then return nil, "timeout" end
+    local ok, why = ready(self, err, deadline)
+    if not ok then return nil, why end
   end
 end
 
@@ -156,7 +158,8 @@ function LuaSec:receive(pattern, prefix)
     if data then return data end
     part = partial
     if not waits(err) then return nil, err, partial end
-    if not ready(self, err, deadline) then return nil, "timeout", partial end
+    local ok, why = ready(self, err, deadline)
+    if not ok then return nil, why, partial end
   end
 end
 
@@ -168,7 +171,8 @@ function LuaSec:send(data, i, j)
     if last then return last end
     if not waits(err) then return nil, err, sent end
     if sent and sent >= from then from = sent + 1 end
-    if not ready(self, err, deadline) then return nil, "timeout", sent end
+    local ok, why = ready(self, err, deadline)
+    if not ok then return nil, why, sent end
   end
 end
 
