@@ -202,13 +202,45 @@ describe("corio TLS", function()
     end)
   end)
 
+  it("a renegotiation request from a TLS 1.2 server is refused: a clear error, no hang", function()
+    local port = S.free_port()
+    local fifo = certs.dir .. "/s_server.stdin"
+    assert(os.execute("mkfifo " .. fifo))
+    -- s_server takes its commands from the fifo: "r" renegotiates with the connected client
+    local p = assert(io.popen(("cd %s && (openssl s_server -tls1_2 -accept 127.0.0.1:%d -cert server.pem "
+      .. "-key server.key <%s >/dev/null 2>&1 & echo $!)"):format(certs.dir, port, fifo)))
+    local pid = p:read("*l")
+    p:close()
+    local commands = assert(io.open(fifo, "w"))  -- opens once s_server's side has
+    local ok, err = pcall(S.run, function()
+      local c, cerr
+      for _ = 1, 100 do
+        c, cerr = tls.connect("localhost", port, client_params({ protocol = "tlsv1_2", timeout = 3 }))
+        if c or cerr ~= "connection refused" then break end
+        corio.sleep(0.02)
+      end
+      assert(c, cerr)
+      assert.equal("TLSv1.2", c:tlsinfo().protocol)
+      commands:write("r\n")
+      commands:flush()
+      local t, data, rerr = S.time(c.receive, c, "*l")
+      assert.is_nil(data)
+      assert.equal("sslv3 alert handshake failure", rerr)  -- s_server gives up on our refusal
+      assert.is_true(t < 2, t)
+      c:close()
+    end)
+    commands:close()
+    os.execute("kill " .. pid .. " 2>/dev/null")
+    assert(ok, err)
+  end)
+
   it("talks to openssl s_server", function()
     local port = S.free_port()
     local p = assert(io.popen(("cd %s && (openssl s_server -quiet -rev -accept 127.0.0.1:%d -cert server.pem "
       .. "-key server.key </dev/null >/dev/null 2>&1 & echo $!)"):format(certs.dir, port)))
     local pid = p:read("*l")
     p:close()
-    S.run(function()
+    local ok, failure = pcall(S.run, function()
       local c, err
       for _ = 1, 100 do
         c, err = tls.connect("localhost", port, client_params({ timeout = 5 }))
@@ -231,7 +263,8 @@ describe("corio TLS", function()
       assert.equal("cesaul", w:receive("*l"))
       w:close()
     end)
-    os.execute("kill " .. pid)
+    os.execute("kill " .. pid .. " 2>/dev/null")  -- whatever happened
+    assert(ok, failure)
   end)
 
   it("1,000 concurrent connections, corio server and clients", function()
