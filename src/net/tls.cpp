@@ -7,6 +7,7 @@
 #include <arpa/inet.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
@@ -43,8 +44,10 @@ std::error_code last_error() {
 SSL* ssl_of(void* p) { return static_cast<SSL*>(p); }
 
 // The descriptor as OpenSSL's I/O, written with MSG_NOSIGNAL: a peer gone away is an error
-// (EPIPE), never a SIGPIPE for the process (OpenSSL's socket BIO uses write()).
-int fd_of(BIO* b) { return static_cast<int>(reinterpret_cast<std::intptr_t>(BIO_get_data(b))); }
+// (EPIPE), never a SIGPIPE for the process (OpenSSL's socket BIO uses write()). Its data
+// is the session's Io: the descriptor, and bytes read before the session began.
+TlsSession::Io& io_of(BIO* b) { return *static_cast<TlsSession::Io*>(BIO_get_data(b)); }
+int fd_of(BIO* b) { return io_of(b).fd; }
 
 int bio_write(BIO* b, const char* data, int len) {
   BIO_clear_retry_flags(b);
@@ -57,6 +60,13 @@ int bio_write(BIO* b, const char* data, int len) {
 
 int bio_read(BIO* b, char* buf, int len) {
   BIO_clear_retry_flags(b);
+  std::string& early = io_of(b).early;
+  if (!early.empty()) {
+    std::size_t n = std::min(early.size(), static_cast<std::size_t>(len));
+    std::memcpy(buf, early.data(), n);
+    early.erase(0, n);
+    return static_cast<int>(n);
+  }
   ssize_t r;
   do r = ::recv(fd_of(b), buf, static_cast<std::size_t>(len), 0);
   while (r < 0 && errno == EINTR);
@@ -264,8 +274,8 @@ void* TlsContext::native_for(std::string_view name) const {
 
 // ---- TlsSession ----
 
-TlsSession::TlsSession(std::shared_ptr<TlsContext> ctx, int fd, std::string_view name)
-    : ctx_(std::move(ctx)), ssl_(SSL_new(static_cast<SSL_CTX*>(ctx_->native()))),
+TlsSession::TlsSession(std::shared_ptr<TlsContext> ctx, int fd, std::string_view name, std::string early)
+    : ctx_(std::move(ctx)), io_{fd, std::move(early)}, ssl_(SSL_new(static_cast<SSL_CTX*>(ctx_->native()))),
       host(ctx_->params().mode == TlsParams::Mode::client ? name : std::string_view{}) {
   SSL* ssl = ssl_of(ssl_);
   BIO* bio = ssl ? BIO_new(fd_method()) : nullptr;
@@ -273,7 +283,7 @@ TlsSession::TlsSession(std::shared_ptr<TlsContext> ctx, int fd, std::string_view
     SSL_free(ssl);
     throw std::bad_alloc();
   }
-  BIO_set_data(bio, reinterpret_cast<void*>(static_cast<std::intptr_t>(fd)));
+  BIO_set_data(bio, &io_);
   SSL_set_bio(ssl, bio, bio);
   if (ctx_->params().mode == TlsParams::Mode::server) {
     SSL_set_accept_state(ssl);
@@ -407,9 +417,11 @@ TlsInfo TlsSession::info() const {
 std::error_code start_tls(Socket& s, std::shared_ptr<TlsContext> ctx, std::string_view host) {
   if (s.closed()) return Error::closed;
   if (!ctx) return std::make_error_code(std::errc::invalid_argument);
-  // Bytes read in plain before the switch would be lost to the session.
-  if (!s.input().empty() || s.transport()) return std::make_error_code(std::errc::operation_not_permitted);
-  s.set_transport(std::make_unique<TlsSession>(std::move(ctx), s.fd(), host));
+  if (s.transport()) return std::make_error_code(std::errc::operation_not_permitted);
+  // Bytes already read in plain text belong to the session (a pipelined ClientHello).
+  std::string early(s.input().view());
+  s.input().consume(early.size());
+  s.set_transport(std::make_unique<TlsSession>(std::move(ctx), s.fd(), host, std::move(early)));
   return {};
 }
 

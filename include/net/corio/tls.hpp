@@ -86,7 +86,9 @@ class TlsSession final : public Transport {
  public:
   // host: the name checked against the certificate (and sent as SNI); an IP literal is
   // checked against the certificate's IP entries and sends no SNI; empty: no name check.
-  TlsSession(std::shared_ptr<TlsContext> ctx, int fd, std::string_view host);
+  // early: bytes already read from fd that belong to the session (a ClientHello that came
+  // right behind "STARTTLS"); the session reads them first.
+  TlsSession(std::shared_ptr<TlsContext> ctx, int fd, std::string_view host, std::string early = {});
   ~TlsSession() override;
 
   IoOp::Status read(int fd, char* buf, std::size_t len, std::size_t& got, std::error_code& ec) override;
@@ -99,9 +101,16 @@ class TlsSession final : public Transport {
   TlsInfo info() const;
   TlsContext& context() const noexcept { return *ctx_; }
 
+  // What the session's BIO reads and writes.
+  struct Io {
+    int fd;
+    std::string early;  // read before the session began, delivered first
+  };
+
  private:
   IoOp::Status outcome(int ret, std::error_code& ec);
   std::shared_ptr<TlsContext> ctx_;
+  Io io_;
   void* ssl_;  // SSL*
   bool established_ = false;
 
@@ -110,7 +119,8 @@ class TlsSession final : public Transport {
 };
 
 // Makes s a TLS connection (client or server side, as ctx says) from now on; s must be
-// connected and have nothing buffered. Then submit a TlsHandshake before anything else.
+// connected. Bytes it has buffered go to the session. Then submit a TlsHandshake before
+// anything else.
 std::error_code start_tls(Socket& s, std::shared_ptr<TlsContext> ctx, std::string_view host);
 
 // The handshake as a read-direction operation: reads queued after it wait for it.
