@@ -111,6 +111,18 @@ function M.rss_kib()
   return tonumber(s:match("VmRSS:%s*(%d+)"))
 end
 
+-- A name no other process running the specs uses: prefix, this process's pid and a count.
+-- (LuaJIT seeds math.random the same in every process: two runs side by side would share
+-- a shared-memory region named from it.)
+local unique_count = 0
+function M.unique(prefix)
+  local f = assert(io.open("/proc/self/stat"))
+  local pid = f:read("*l"):match("^(%d+)")
+  f:close()
+  unique_count = unique_count + 1
+  return ("%s-%s-%d"):format(prefix, pid, unique_count)
+end
+
 -- On-CPU seconds of this process (/proc/self/schedstat: nanoseconds, not 10 ms ticks).
 function M.cpu()
   local f = assert(io.open("/proc/self/schedstat"))

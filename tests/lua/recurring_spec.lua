@@ -163,10 +163,16 @@ describe("core.recurring", function()
       make()
       wait_for(function() return plain >= 2 and cyclic >= 2 end)
       keep = nil
-      collectgarbage()
-      collectgarbage()
-      local p, c = plain, cyclic
-      corio.sleep(0.03)
+      -- LuaJIT may still hold a handle in a stack slot of this thread for a while (seen
+      -- under load): collect again after the thread has run on, a few times at most.
+      local p, c
+      for _ = 1, 10 do
+        collectgarbage()
+        collectgarbage()
+        p, c = plain, cyclic
+        corio.sleep(0.03)
+        if p == plain and c == cyclic then break end
+      end
       assert.are.equal(p, plain)
       assert.are.equal(c, cyclic)
     end)
@@ -360,11 +366,11 @@ describe("core.recurring", function()
   end)
 
   it("takes a core.leases table with a key: one of the key's timers runs per interval", function()
-    local name = ("corio-rtimer-spec-%d-%d"):format(math.random(1e9), math.floor(corio.now() * 1e3) % 1e9)
+    local name = S.unique("corio-rtimer-spec")
     S.run(function()
       local leases = assert(core.leases(name))
       local a, b = 0, 0
-      local key = "key" .. math.random(1e9)
+      local key = S.unique("key")
       local ta = core.recurring({ interval = 0.02, recurring = true, leases = leases, key = key }, function() a = a + 1 end)
       local tb = core.recurring({ interval = 0.02, recurring = true, leases = leases, key = key }, function() b = b + 1 end)
       corio.sleep(0.11)
@@ -387,7 +393,7 @@ describe("core.recurring", function()
   end)
 
   it("reports a lease error naming the key, and the timer goes on", function()
-    local name = ("corio-rtimer-full-%d-%d"):format(math.random(1e9), math.floor(corio.now() * 1e3) % 1e9)
+    local name = S.unique("corio-rtimer-full")
     S.run(function()
       local leases = assert(core.leases(name))
       for i = 1, 1024 do assert(leases:acquire("held" .. i, 60)) end  -- every slot taken
