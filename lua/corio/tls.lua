@@ -29,21 +29,26 @@ function tls.context(params)
 end
 tls.defaults = {}  -- a verified client
 
--- connect(host, port [, params]) -> a tcp client past its handshake | nil, message.
--- params.timeout (seconds) bounds the connect and the handshake, as settimeout would.
-function tls.connect(host, port, params)
-  params = params or tls.defaults
+-- Connects sock to host:port and makes it TLS with params: 1 | nil, message (sock closed).
+local function secure(sock, host, port, params)
   local ctx, err = tls.context(params)
-  if not ctx then return nil, err end
-  local sock = corio.tcp()
-  if params.timeout then sock:settimeout(params.timeout) end
   local ok
-  ok, err = sock:connect(host, port)
+  if ctx then ok, err = sock:connect(host, port) end
   if not ok then
     sock:close()
     return nil, err
   end
-  ok, err = sock:starttls(ctx, params.servername or host)
+  ok, err = sock:starttls(ctx, params and params.servername or host)
+  if not ok then return nil, err end
+  return 1
+end
+
+-- connect(host, port [, params]) -> a tcp client past its handshake | nil, message.
+-- params.timeout (seconds) bounds the connect and the handshake, as settimeout would.
+function tls.connect(host, port, params)
+  local sock = corio.tcp()
+  if params and params.timeout then sock:settimeout(params.timeout) end
+  local ok, err = secure(sock, host, port, params)
   if not ok then return nil, err end
   return sock
 end
@@ -55,21 +60,15 @@ end
 function tls.create(params)
   return function()
     local sock = corio.tcp()
-    local proxy = setmetatable({}, { __index = function(_, k)
+    -- the socket's methods, each forwarding closure made once
+    local proxy = setmetatable({}, { __index = function(self, k)
       local v = sock[k]
       if type(v) ~= "function" then return v end
-      return function(_, ...) return v(sock, ...) end
+      local f = function(_, ...) return v(sock, ...) end
+      rawset(self, k, f)
+      return f
     end })
-    function proxy.connect(_, host, port)
-      local ok, err = sock:connect(host, port)
-      if not ok then return nil, err end
-      local ctx
-      ctx, err = tls.context(params)
-      if not ctx then sock:close() return nil, err end
-      ok, err = sock:starttls(ctx, params and params.servername or host)
-      if not ok then return nil, err end
-      return 1
-    end
+    function proxy.connect(_, host, port) return secure(sock, host, port, params) end
     return proxy
   end
 end
@@ -93,22 +92,27 @@ end
 local event = require "corio.event"
 
 local LuaSec = {}
+-- LuaSec's own methods (getpeercertificate, info, getalpn ...) on the connection: made once
+-- per wrapper and name, so a call allocates nothing.
 LuaSec.__index = function(self, k)
   local m = LuaSec[k]
   if m then return m end
   local conn = rawget(self, "conn")
-  local v = conn[k]  -- LuaSec's own (getpeercertificate, info, getalpn ...), on the connection
+  local v = conn[k]
   if type(v) ~= "function" then return v end
-  return function(w, ...)
+  local f = function(w, ...)
     if w == self then return v(conn, ...) end
     return v(w, ...)
   end
+  rawset(self, k, f)
+  return f
 end
 LuaSec.__tostring = function(self) return "corio " .. tostring(rawget(self, "conn")) end
 
+-- An event set per direction: a reader and a writer may wait at the same time.
 function tls.wrap_luasec(conn)
   conn:settimeout(0)
-  return setmetatable({ conn = conn, ev = event.newset(), timeout = nil }, LuaSec)
+  return setmetatable({ conn = conn, wantread = event.newset(), wantwrite = event.newset() }, LuaSec)
 end
 
 function LuaSec:settimeout(t)
@@ -120,11 +124,13 @@ function LuaSec:gettimeout() return self.timeout or -1 end
 
 -- Waits until the descriptor is ready for `want` ("wantread" / "wantwrite" / "timeout",
 -- LuaSec's words) or the call's deadline: true, or nil and "timeout" (or "closed").
+-- A close() meanwhile ends the wait (the next LuaSec call then says "closed").
 local function ready(self, want, deadline)
   local left = deadline and deadline - corio.now()
   if left and left <= 0 then return nil, "timeout" end
-  local ev = self.ev
-  local id, err = ev:add(want == "wantwrite" and "w" or "r", self.conn:getfd(), nil, left)
+  local write = want == "wantwrite"
+  local ev = write and self.wantwrite or self.wantread
+  local id, err = ev:add(write and "w" or "r", self.conn:getfd(), nil, left)
   if not id then return nil, err end
   local it, s, c = ev(true)
   local _, reason = it(s, c)
@@ -177,7 +183,10 @@ function LuaSec:send(data, i, j)
 end
 
 function LuaSec:close()
-  return self.conn:close()
+  local r = self.conn:close()
+  self.wantread:clear()  -- a waiter's descriptor is gone: no readiness would come
+  self.wantwrite:clear()
+  return r
 end
 
 return tls

@@ -255,6 +255,31 @@ describe("corio TLS", function()
     assert(ok, err)
   end)
 
+  it("a wrapped LuaSec connection: closed by another thread while one waits, the waiter wakes", function()
+    local ssl = require "ssl"
+    S.run(function()
+      local server = assert(corio.serve("127.0.0.1", 0, function(c) corio.sleep(2) c:close() end,
+        { tls = { certificate = certs.server.cert, key = certs.server.key } }))
+      local raw = require("socket").tcp()
+      raw:settimeout(5)
+      assert(raw:connect("127.0.0.1", S.port(server)))
+      local c = corio.wrap(assert(ssl.wrap(raw, { mode = "client", protocol = "any", verify = "peer", cafile = certs.ca })))
+      c:settimeout(5)
+      assert(c:dohandshake())
+      -- one thread waits to read while another sends: each waits on its own direction
+      local sent = S.go(function() return c:send("while a reader waits\n") end)
+      local got = S.go(function() return S.time(c.receive, c, "*l") end)
+      assert.equal(21, sent())
+      corio.sleep(0.05)
+      c:close()
+      local t, data, err = got(1)
+      assert.is_nil(data)
+      assert.equal("closed", err)
+      assert.is_true(t < 0.5, t)  -- not the 5 s timeout
+      server:close()
+    end)
+  end)
+
   it("talks to openssl s_server", function()
     local port = S.free_port()
     local p = assert(io.popen(("cd %s && (openssl s_server -quiet -rev -accept 127.0.0.1:%d -cert server.pem "
