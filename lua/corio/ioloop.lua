@@ -78,6 +78,7 @@ function Ioloop:__init(opts)
   self._keepalive = {}  -- 4.x client -> the loop function that keeps it alive
   self._kind = {}     -- entry -> "function", "v3" or "v4"
   self._next_at = -huge  -- before this corio.now() time only readable clients need a call
+  self._list = {}     -- the entries of the current pass
   self._ev = event.newset()
   self._wake = self._ev:add("V", nil, WAKE)
 end
@@ -323,36 +324,47 @@ function Ioloop:_wait(t)
   end
 end
 
+-- One pass: serve what is due, then wait (at most `bound` seconds) for what comes next.
+function Ioloop:_pass(bound)
+  self.timeouted = false
+  local clients, list = self.clients, self._list  -- list: reused, so a wake allocates no table
+  local t, wall, next_at = now(), wallclock(), huge
+  local n = 0
+  if self._added or t >= self._next_at then
+    -- something may be due: every entry, in order
+    self._added = false
+    for i = 1, #clients do list[i] = clients[i] end
+    n = #clients
+  else
+    -- nothing is due before _next_at: only the clients whose sockets became readable
+    -- (so a wake costs what it brings, not the number of entries)
+    next_at = self._next_at
+    for c in pairs(self._ready) do
+      n = n + 1
+      list[n] = c
+    end
+  end
+  for i = 1, n do
+    local c = list[i]
+    list[i] = nil
+    if clients[c] then next_at = min(next_at, self:_serve(c, t, wall)) end  -- removed meanwhile: skipped
+  end
+  if self._added then next_at = -huge end  -- added meanwhile: due now
+  self._next_at = next_at
+  if next(clients) then self:_wait(min(bound, next_at - now())) end  -- nothing left: no wait
+end
+
 function Ioloop:_iterate(bound)
   if self._busy then
     error("corio.ioloop: this ioloop is already iterating (called from its own client or loop function, or from two threads)", 3)
   end
   self._busy = true
-  local ok, err = pcall(function()
-    self.timeouted = false
-    local clients = self.clients
-    local list = {}
-    local t, wall, next_at = now(), wallclock(), huge
-    if self._added or t >= self._next_at then
-      -- something may be due: every entry, in order
-      self._added = false
-      for i = 1, #clients do list[i] = clients[i] end
-    else
-      -- nothing is due before _next_at: only the clients whose sockets became readable
-      -- (so a wake costs what it brings, not the number of entries)
-      next_at = self._next_at
-      for c in pairs(self._ready) do list[#list + 1] = c end
-    end
-    for i = 1, #list do
-      local c = list[i]
-      if clients[c] then next_at = min(next_at, self:_serve(c, t, wall)) end  -- removed meanwhile: skipped
-    end
-    if self._added then next_at = -huge end  -- added meanwhile: due now
-    self._next_at = next_at
-    if next(clients) then self:_wait(min(bound, next_at - now())) end  -- nothing left: no wait
-  end)
+  local ok, err = pcall(self._pass, self, bound)
   self._busy = false
-  if not ok then error(err, 0) end
+  if not ok then
+    for k in pairs(self._list) do self._list[k] = nil end  -- an error left part of the pass
+    error(err, 0)
+  end
 end
 
 --- iteration(): calls what is due (clients with data, loop functions whose time came,

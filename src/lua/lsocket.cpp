@@ -289,7 +289,9 @@ void new_class(lua_State* L, Kind k, Role r) {
   lua_pushcfunction(L, protect<l_tostring>);
   lua_setfield(L, -2, "__tostring");
   lua_newtable(L);  // methods; the runtime is at -3
-  for (const luaL_Reg* set : {common_methods(k), k == Kind::udp ? kDatagramMethods : stream_methods(k)}) {
+  const luaL_Reg* sets[] = {common_methods(k), k == Kind::udp ? kDatagramMethods : stream_methods(k), tls_methods(k)};
+  for (const luaL_Reg* set : sets) {
+    if (!set) continue;
     lua_pushvalue(L, -3);
     luaL_setfuncs(L, set, 1);
   }

@@ -325,19 +325,8 @@ constexpr luaL_Reg kStreamMethods[] = {
     {nullptr, nullptr},
 };
 
-// tcp's: the same and TLS (ltls.cpp)
-constexpr luaL_Reg kTcpMethods[] = {
-    {"accept", protect<l_accept<Kind::tcp>>},
-    {"bind", protect<l_bind<Kind::tcp>>},
-    {"connect", protect<l_connect<Kind::tcp>>},
-    {"listen", protect<l_listen<Kind::tcp>>},
-    {"receive", protect<l_receive<Kind::tcp>>},
-    {"receivesome", protect<l_receivesome<Kind::tcp>>},
-    {"send", protect<l_send<Kind::tcp>>},
-    {"setpeername", protect<l_connect<Kind::tcp>>},
-    {"setsockname", protect<l_bind<Kind::tcp>>},
-    {"shutdown", protect<l_shutdown<Kind::tcp>>},
-    {"setlimit", protect<l_setlimit<Kind::tcp>>},
+// tcp's besides: TLS (ltls.cpp)
+constexpr luaL_Reg kTlsMethods[] = {
     {"starttls", protect<l_starttls>},
     {"tlsinfo", protect<l_tlsinfo>},
     {"getpeercertificate", protect<l_getpeercertificate>},
@@ -347,7 +336,9 @@ constexpr luaL_Reg kTcpMethods[] = {
 }  // namespace
 
 const luaL_Reg* stream_methods(Kind kind) {
-  return kind == Kind::unix_stream ? kStreamMethods<Kind::unix_stream> : kTcpMethods;
+  return kind == Kind::unix_stream ? kStreamMethods<Kind::unix_stream> : kStreamMethods<Kind::tcp>;
 }
+
+const luaL_Reg* tls_methods(Kind kind) { return kind == Kind::tcp ? kTlsMethods : nullptr; }
 
 }  // namespace corio::lua
