@@ -331,7 +331,7 @@ def main():
     print(table(["server", "handshakes", "seconds", "handshakes/s"],
                 [[d["impl"], d.get("handshakes", "-"), d.get("secs", "-"), d.get("per_s", "FAIL")] for d in tl]) + "\n")
     print("`openssl s_time -new` as the client (one connection after another, each a full TLS 1.3 handshake with "
-          "a new session, RSA 2048 certificates made for the run), against `bench/tls_echo.lua` (corio.serve with "
+          "a new session, RSA 2048 certificates made for the run), against `bench/echo.lua PORT CERT KEY` (corio.serve with "
           "tls) and `openssl s_server`, both pinned to CPU 1, s_time to CPU 0. The figure is connections per real "
           "second, so it includes s_time's own work; TLS echo throughput at 100 connections is not measured yet.\n")
     print("## corio: idle connections — memory and CPU\n")

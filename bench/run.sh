@@ -169,7 +169,7 @@ tls_line() {  # NAME CMD
   fi
   stop_server
 }
-tls_line "corio-lua" "$LUA $ROOT/bench/tls_echo.lua {port} $CERTS/server.pem $CERTS/server.key"
+tls_line "corio-lua" "$LUA $ROOT/bench/echo.lua {port} $CERTS/server.pem $CERTS/server.key"
 tls_line "openssl-s_server" "openssl s_server -quiet -accept 127.0.0.1:{port} -cert $CERTS/server.pem -key $CERTS/server.key"
 
 # ---- 3. memory per idle connection and idle CPU (N_IDLE connections) ----
