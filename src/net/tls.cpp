@@ -190,10 +190,9 @@ Result<std::shared_ptr<TlsContext>> TlsContext::create(const TlsParams& p, std::
                             SSL_MODE_RELEASE_BUFFERS);
   if (!p.ciphers.empty() && SSL_CTX_set_cipher_list(ctx, p.ciphers.c_str()) != 1)
     return fail(last_error(), "ciphers");
-  if (!p.password.empty()) {
-    SSL_CTX_set_default_passwd_cb(ctx, password_cb);
-    SSL_CTX_set_default_passwd_cb_userdata(ctx, const_cast<std::string*>(&holder->params_.password));
-  }
+  // Always ours: OpenSSL's default would prompt on the terminal, blocking the loop.
+  SSL_CTX_set_default_passwd_cb(ctx, password_cb);
+  SSL_CTX_set_default_passwd_cb_userdata(ctx, const_cast<std::string*>(&holder->params_.password));
   if (!p.certificate.empty() && SSL_CTX_use_certificate_chain_file(ctx, p.certificate.c_str()) != 1)
     return fail(last_error(), ("certificate " + p.certificate).c_str());
   if (!p.key.empty()) {

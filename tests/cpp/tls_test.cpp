@@ -53,7 +53,8 @@ struct Certs {
          issue("server", "san.ext", "2", sh) && issue("expired", "san.ext", "-1", sh) &&
          issue("wrong", "wrong.ext", "2", sh) &&
          sh("openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=localhost -addext "
-            "subjectAltName=IP:127.0.0.1,DNS:localhost -keyout self.key -out self.pem");
+            "subjectAltName=IP:127.0.0.1,DNS:localhost -keyout self.key -out self.pem") &&
+         sh("openssl rsa -in server.key -aes256 -passout pass:secret -out locked.key");
   }
   template <class Sh>
   bool issue(const std::string& name, const std::string& ext, const std::string& days, Sh& sh) {
@@ -436,6 +437,32 @@ TEST_F(TlsTest, ServerPicksTheCertificateByTheNameAsked) {
   }
 }
 
+// A key under a password (LuaSec's `password`): the right one serves, a wrong one or none
+// is a clear error at once, never a prompt on the terminal.
+TEST_F(TlsTest, PasswordProtectedKey) {
+  TlsParams p;
+  p.mode = TlsParams::Mode::server;
+  p.verify = false;
+  p.certificate = certs().path("server.pem");
+  p.key = certs().path("locked.key");
+  std::string why;
+  for (const char* wrong : {"", "not the secret"}) {
+    p.password = wrong;
+    EXPECT_TRUE(TlsContext::create(p, &why).error) << wrong;
+    EXPECT_EQ(0u, why.find("key " + p.key + ": ")) << why;
+  }
+  p.password = "secret";
+  auto sctx = TlsContext::create(p, &why);
+  ASSERT_FALSE(sctx.error) << why;
+  Server server(loop, sctx.value);
+  Client c;
+  ASSERT_TRUE(run_task(loop, client(loop, server.port, client_ctx(), "localhost", c)));
+  EXPECT_FALSE(c.handshake) << c.handshake.message();
+  EXPECT_EQ("hello over tls", c.line);
+  server.listener.close();
+  corio_test::run_until(loop, [] { return false; }, 20ms);
+}
+
 TEST(TlsContextTest, BadSettingsAreClearErrors) {
   std::string why;
   TlsParams p;
@@ -446,6 +473,10 @@ TEST(TlsContextTest, BadSettingsAreClearErrors) {
   p.key = "/nonexistent/key.pem";
   EXPECT_TRUE(TlsContext::create(p, &why).error);
   EXPECT_EQ(0u, why.find("certificate /nonexistent/cert.pem: ")) << why;
+  TlsParams c;
+  c.ciphers = "NO-SUCH-CIPHER";
+  EXPECT_TRUE(TlsContext::create(c, &why).error);
+  EXPECT_EQ("ciphers: no cipher match", why);
   TlsParams q;
   q.protocol = "sslv3";
   EXPECT_TRUE(TlsContext::create(q, &why).error);
