@@ -44,8 +44,9 @@ install: build
 
 # corio beside ../shared/bench's peers in one run (~9.5 min); writes docs/performance.md.
 # The peers' packages are installed here only (scripts/bootstrap --bench), never for test.
-bench: build
+bench:
 	@scripts/bootstrap --bench
+	@$(MAKE) --no-print-directory build
 	BUILD=$(BUILD) LUA=$(LUA) bench/run.sh
 
 clean:

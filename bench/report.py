@@ -326,6 +326,27 @@ def main():
           "lasts ~0.5 s). The same luamqtt clients on both (the real library, fetched for the run, never "
           "stored); `client library = contract` means it was not available and corio hosted "
           "tests/lua/mqtt_contract.lua's clients instead. Pinned to CPU 1; mosquitto is not.\n")
+    te = [d for d in extra if d.get("bench") == "tls_echo"]
+    print("## TLS: echo at 100 connections, corio beside asio::ssl (and plain TCP for scale)\n")
+    rows = []
+    for mode in ("tls", "plain"):
+        for impl in dict.fromkeys(d["impl"] for d in te if d.get("mode") == mode):
+            runs = [d for d in te if d["impl"] == impl and d.get("mode") == mode]
+            m = median_row(runs)
+            if not m:
+                rows.append([impl, mode, "FAIL"] + ["-"] * 5)
+                continue
+            p = lambda k: statistics.median(num(d, k, 0) for d in runs)
+            rows.append([impl, mode, f"{m['rps']:.0f}", fmt(m["srv_cpu"]), fmt(m["eff"], 1), fmt(m["lg_cpu"]),
+                         f"{p('p50_us'):.0f} / {p('p99_us'):.0f}", m["n"]])
+    print(table(["server", "mode", "rps", "srv cpu", "krps per srv core", "loadgen cpu", "p50 / p99 µs", "runs"], rows) + "\n")
+    print("`bench/tls_loadgen` (OpenSSL, epoll, one thread) is the client of every row: loadgen's closed loop (each of "
+          "100 connections sends 64 bytes and waits for the whole echo), every connection verifying the server against "
+          "the run's CA; `--plain` drops TLS for the plain rows. Servers: `bench/echo.lua PORT CERT KEY` "
+          "(corio.serve with tls) on Lua 5.4 and LuaJIT, `bench/echo PORT CERT KEY` (C++), `bench/tls_echo_asio` "
+          "(../shared/bench/echo_asio.cpp over asio::ssl::stream); plain: the same servers without certificates and "
+          "../shared/bench's echo_asio. Server pinned to CPU 1, client to CPU 0; median of the rounds. Both sides "
+          "run at about one core each, so rps is the pair's rate and krps per server core compares the servers.\n")
     tl = [d for d in extra if d.get("bench") == "tls"]
     print("## TLS: full handshakes per second, corio beside openssl s_server\n")
     print(table(["server", "handshakes", "seconds", "handshakes/s"],
@@ -333,7 +354,7 @@ def main():
     print("`openssl s_time -new` as the client (one connection after another, each a full TLS 1.3 handshake with "
           "a new session, RSA 2048 certificates made for the run), against `bench/echo.lua PORT CERT KEY` (corio.serve with "
           "tls) and `openssl s_server`, both pinned to CPU 1, s_time to CPU 0. The figure is connections per real "
-          "second, so it includes s_time's own work; TLS echo throughput at 100 connections is not measured yet.\n")
+          "second, so it includes s_time's own work.\n")
     print("## corio: idle connections — memory and CPU\n")
     print(table(["server", "conns", "idle s", "srv on-cpu ms (schedstat)", "utime+stime ms", "VmRSS MB", "errors"],
                 [[d["impl"], d.get("conns", "?"), d.get("idle_s", "-"), d.get("srv_sched_ms", "-"), d.get("srv_cpu_ms", "-"),

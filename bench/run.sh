@@ -172,6 +172,28 @@ tls_line() {  # NAME CMD
 tls_line "corio-lua" "$LUA $ROOT/bench/echo.lua {port} $CERTS/server.pem $CERTS/server.key"
 tls_line "openssl-s_server" "openssl s_server -quiet -accept 127.0.0.1:{port} -cert $CERTS/server.pem -key $CERTS/server.key"
 
+# ---- 2e. TLS echo at 100 connections beside asio::ssl, with the plain-TCP figures ----
+# bench/tls_loadgen (OpenSSL, one thread; loadgen's closed loop, each connection verifying
+# the server against the run's CA) as the client of every row, --plain for the plain ones.
+TLS_ROUNDS=${TLS_ROUNDS:-2}
+tls_echo=("tls|corio-lua|$ECHO_LUA $CERTS/server.pem $CERTS/server.key"
+          "tls|corio-luajit|$ECHO_LUAJIT $CERTS/server.pem $CERTS/server.key"
+          "tls|corio-cpp|$ECHO_CPP $CERTS/server.pem $CERTS/server.key"
+          "tls|asio|$BUILD/bench/tls_echo_asio {port} $CERTS/server.pem $CERTS/server.key"
+          "plain|corio-lua|$ECHO_LUA" "plain|corio-cpp|$ECHO_CPP" "plain|asio|$SHARED/build/echo_asio {port}")
+echo "== TLS echo, 100 connections, $TLS_ROUNDS rounds" >&2
+for round in $(seq "$TLS_ROUNDS"); do
+  for s in "${tls_echo[@]}"; do
+    IFS='|' read -r mode name cmd <<<"$s"
+    how=(--cafile "$CERTS/ca.pem"); [ "$mode" = plain ] && how=(--plain)
+    if ! start_server "$cmd"; then echo "bench=tls_echo round=$round impl=$name FAIL" >> "$EXTRA"; stop_server; continue; fi
+    line=$(taskset -c "$LOADGEN_CPU" "$BUILD/bench/tls_loadgen" --port "$PORT" --server-pid "$SERVER_PID" \
+           --conns 100 --size 64 --duration "${TLS_SECS:-5}" --warmup 1 "${how[@]}" 2>>"$RES/logs/tls.log")
+    echo "bench=tls_echo round=$round impl=$name ${line:-FAIL}" >> "$EXTRA"
+    stop_server
+  done
+done
+
 # ---- 3. memory per idle connection and idle CPU (N_IDLE connections) ----
 # idle_line NAME CONNS SECS CMD: N connections, one echo each, then silence
 idle_line() {

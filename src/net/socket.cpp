@@ -309,7 +309,7 @@ void Socket::consume(std::size_t n) {
 
 // Bytes read into input() are counted (bytes_in) when consumed, as LuaSocket counts them.
 IoOp::Status Socket::fill(std::size_t want_bytes, std::error_code& ec) {
-  if (fd_ >= 0 && drained_) return IoOp::Status::wait;  // before growing the buffer for nothing
+  if (fd_ >= 0 && drained_ && !transport_) return IoOp::Status::wait;  // before growing the buffer for nothing
   std::size_t n = want_bytes < kReadChunk ? want_bytes : kReadChunk;
   char* p = input_.prepare(n);
   // Unthrottled, take all the room there is: fewer reads for a big transfer.
@@ -352,9 +352,9 @@ IoOp::Status Socket::read(char* buf, std::size_t len, std::size_t& got, std::err
   return IoOp::Status::done;
 }
 
-// Through the transport, which knows what it has buffered: no drained hint.
+// Through the transport, which knows what it has buffered beside the drained hint.
 IoOp::Status Socket::transported(char* buf, std::size_t n, std::size_t& got, std::error_code& ec) {
-  IoOp::Status st = transport_->read(fd_, buf, n, got, ec);
+  IoOp::Status st = transport_->read(fd_, buf, n, got, ec, drained_);
   if (got > 0 && pacing_) pacing_->throttle[idx(Direction::read)].spend(got);
   return st;
 }

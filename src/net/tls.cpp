@@ -71,6 +71,7 @@ int bio_read(BIO* b, char* buf, int len) {
   do r = ::recv(fd_of(b), buf, static_cast<std::size_t>(len), 0);
   while (r < 0 && errno == EINTR);
   if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) BIO_set_retry_read(b);
+  io_of(b).drained = r < len;
   return static_cast<int>(r);
 }
 
@@ -188,6 +189,9 @@ Result<std::shared_ptr<TlsContext>> TlsContext::create(const TlsParams& p, std::
   SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF | SSL_OP_NO_RENEGOTIATION);
   SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
                             SSL_MODE_RELEASE_BUFFERS);
+  // One recv takes whatever has arrived, not a record header and then its body. A record
+  // read ahead is OpenSSL's, never the kernel's: a read only waits after recv said EAGAIN.
+  SSL_CTX_set_read_ahead(ctx, 1);
   if (!p.ciphers.empty() && SSL_CTX_set_cipher_list(ctx, p.ciphers.c_str()) != 1)
     return fail(last_error(), "ciphers");
   // Always ours: OpenSSL's default would prompt on the terminal, blocking the loop.
@@ -342,16 +346,22 @@ IoOp::Status TlsSession::handshake(std::error_code& ec) {
   return outcome(r, ec);
 }
 
-IoOp::Status TlsSession::read(int, char* buf, std::size_t len, std::size_t& got, std::error_code& ec) {
+IoOp::Status TlsSession::read(int, char* buf, std::size_t len, std::size_t& got, std::error_code& ec,
+                              bool& drained) {
   got = 0;
   if (!established_) {  // a read before the handshake finishes it first
     IoOp::Status st = handshake(ec);
     if (st != IoOp::Status::done || ec) return st;
   }
+  SSL* ssl = ssl_of(ssl_);
+  // The recv after the last record would only say EAGAIN (one saved per echoed message).
+  if (drained && io_.early.empty() && !SSL_has_pending(ssl)) return IoOp::Status::wait;
   ERR_clear_error();
   errno = 0;
-  if (SSL_read_ex(ssl_of(ssl_), buf, len, &got) == 1) return IoOp::Status::done;
-  return outcome(0, ec);
+  io_.drained = drained;  // what a read served from OpenSSL's buffer leaves as it was
+  int ok = SSL_read_ex(ssl, buf, len, &got);
+  drained = io_.drained;
+  return ok == 1 ? IoOp::Status::done : outcome(0, ec);
 }
 
 // A writer waits for writability: what wants reading is retried soon instead (a handshake

@@ -28,7 +28,7 @@ using ReadRuleTest = corio_test::LoopFixture;
 // At most `step` bytes per read, straight from the descriptor.
 struct Trickle final : corio::Transport {
   explicit Trickle(std::size_t s) : step(s) {}
-  IoOp::Status read(int fd, char* buf, std::size_t len, std::size_t& got, std::error_code& ec) override {
+  IoOp::Status read(int fd, char* buf, std::size_t len, std::size_t& got, std::error_code& ec, bool&) override {
     ssize_t r = ::read(fd, buf, std::min(len, step));
     if (r > 0) {
       got = static_cast<std::size_t>(r);

@@ -3,6 +3,7 @@
 // on by default with OpenSSL's reasons (hostname mismatch, expired, self-signed, unknown
 // CA); a plain-text peer, a stalled handshake and a close without close_notify end without
 // hanging. Certificates are made by the openssl CLI for the test run.
+#include <corio/awaiters.hpp>
 #include <corio/listener.hpp>
 #include <corio/stream.hpp>
 #include <corio/task.hpp>
@@ -11,6 +12,8 @@
 #include <gtest/gtest.h>
 
 #include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -19,6 +22,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <optional>
 #include <string>
 #include <thread>
 
@@ -392,6 +396,109 @@ TEST_F(TlsTest, TwoHundredConcurrentConnections) {
   listener.close();
   for (auto& s : conns) s.close();
   corio_test::run_until(loop, [] { return false; }, 50ms);
+}
+
+// A loopback relay in a thread: forwards both ways, the server's bytes `piece` at a time
+// with a pause between pieces, so TLS records reach the client cut across segments.
+struct Relay {
+  std::uint16_t port = 0;
+  std::thread th;
+  Relay(std::uint16_t to, std::size_t piece) {
+    int lfd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ::bind(lfd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+    ::listen(lfd, 1);
+    socklen_t len = sizeof a;
+    ::getsockname(lfd, reinterpret_cast<sockaddr*>(&a), &len);
+    port = ntohs(a.sin_port);
+    th = std::thread([lfd, to, piece] {
+      int c = ::accept(lfd, nullptr, nullptr);
+      ::close(lfd);
+      int s = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+      sockaddr_in b{};
+      b.sin_family = AF_INET;
+      b.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+      b.sin_port = htons(to);
+      int one = 1;
+      ::setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+      if (c >= 0 && ::connect(s, reinterpret_cast<sockaddr*>(&b), sizeof b) == 0) {
+        pollfd p[2] = {{c, POLLIN, 0}, {s, POLLIN, 0}};
+        char buf[4096];
+        for (bool open = true; open && ::poll(p, 2, 10000) > 0;) {
+          for (int i = 0; i < 2 && open; ++i) {
+            if (!p[i].revents) continue;
+            ssize_t n = ::read(p[i].fd, buf, sizeof buf);
+            if (n <= 0) open = false;
+            for (ssize_t off = 0; open && off < n;) {  // to the client: piece by piece
+              std::size_t k = i == 1 ? std::min(piece, std::size_t(n - off)) : std::size_t(n - off);
+              open = ::send(p[1 - i].fd, buf + off, k, MSG_NOSIGNAL) == ssize_t(k);
+              off += ssize_t(k);
+              if (i == 1) std::this_thread::sleep_for(200us);
+            }
+          }
+        }
+      }
+      ::close(c);
+      ::close(s);
+    });
+  }
+  ~Relay() { th.join(); }
+};
+
+// Records read ahead: several records in one segment (the client reads only once all have
+// arrived) are each read without waiting for readiness that will not come; records cut
+// across segments (through the relay) are reassembled.
+TEST_F(TlsTest, RecordsCoalescedInOneSegmentAndSplitAcrossSegments) {
+  constexpr int kLines = 20;
+  for (std::size_t piece : {std::size_t(0), std::size_t(7)}) {
+    auto r = Listener::bind(loop, "127.0.0.1", 0);
+    ASSERT_FALSE(r.error);
+    Listener listener = std::move(r.value);
+    auto serve = [](Listener& l, std::shared_ptr<TlsContext> ctx) -> Task<void> {
+      auto [ec, s] = co_await l.accept(5s);
+      if (ec) co_return;
+      s.set_nodelay();
+      s.start_tls(ctx);
+      if (co_await s.handshake(5s)) co_return;
+      for (int i = 0; i < kLines; ++i)  // a record each
+        if (co_await s.write_all("line " + std::to_string(i) + "\n", 5s)) co_return;
+      co_await s.read_line(5s);  // the client's "bye"
+      s.close();
+    };
+    corio::spawn(loop, serve(listener, server_ctx()));
+    std::optional<Relay> relay;
+    if (piece) relay.emplace(listener.address().port(), piece);
+    std::vector<std::string> got;
+    std::error_code ec;
+    auto elapsed = corio::Duration::zero();
+    auto read = [&](std::uint16_t port) -> Task<void> {
+      Stream s(loop);
+      if ((ec = co_await s.connect("127.0.0.1", port, 5s))) co_return;
+      s.start_tls(client_ctx(), "localhost");
+      if ((ec = co_await s.handshake(5s))) co_return;
+      co_await corio::sleep_for(loop, 100ms);  // every record is in by then (unless relayed)
+      auto t0 = Loop::now();
+      for (int i = 0; i < kLines; ++i) {
+        auto line = co_await s.read_line(2s);
+        if ((ec = line.error)) co_return;
+        got.push_back(line.value);
+      }
+      elapsed = Loop::now() - t0;
+      ec = co_await s.write_all("bye\n", 5s);
+      s.close();
+    };
+    ASSERT_TRUE(run_task(loop, read(piece ? relay->port : listener.address().port()), 20s));
+    EXPECT_FALSE(ec) << "piece " << piece << ": " << ec.message();
+    ASSERT_EQ(std::size_t(kLines), got.size());
+    for (int i = 0; i < kLines; ++i) EXPECT_EQ("line " + std::to_string(i), got[std::size_t(i)]);
+    if (!piece) {
+      EXPECT_LT(elapsed, 500ms) << "a buffered record waited for readiness";
+    }
+    listener.close();
+    corio_test::run_until(loop, [] { return false; }, 20ms);
+  }
 }
 
 TEST_F(TlsTest, ClientResumesItsSessionWithTheSameServer) {

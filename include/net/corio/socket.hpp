@@ -66,8 +66,11 @@ class Transport {
  public:
   virtual ~Transport() = default;
   // As Socket::read/write on the descriptor: done with bytes (or an error in ec, the end
-  // of the stream as Error::closed), or wait.
-  virtual IoOp::Status read(int fd, char* buf, std::size_t len, std::size_t& got, std::error_code& ec) = 0;
+  // of the stream as Error::closed), or wait. `drained` is the socket's hint that the
+  // descriptor holds nothing (cleared on readiness): with nothing of its own buffered a
+  // transport may answer wait without a syscall; it sets the hint when a read comes back short.
+  virtual IoOp::Status read(int fd, char* buf, std::size_t len, std::size_t& got, std::error_code& ec,
+                            bool& drained) = 0;
   virtual IoOp::Status write(int fd, const char* data, std::size_t len, std::size_t& put, std::error_code& ec) = 0;
   // A transport that opens with a handshake (TLS): one step of it, as read() answers.
   virtual IoOp::Status handshake(std::error_code&) { return IoOp::Status::done; }

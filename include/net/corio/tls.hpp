@@ -91,7 +91,8 @@ class TlsSession final : public Transport {
   TlsSession(std::shared_ptr<TlsContext> ctx, int fd, std::string_view host, std::string early = {});
   ~TlsSession() override;
 
-  IoOp::Status read(int fd, char* buf, std::size_t len, std::size_t& got, std::error_code& ec) override;
+  IoOp::Status read(int fd, char* buf, std::size_t len, std::size_t& got, std::error_code& ec,
+                    bool& drained) override;
   IoOp::Status write(int fd, const char* data, std::size_t len, std::size_t& put, std::error_code& ec) override;
   void closing(int fd) noexcept override;  // sends close_notify, without waiting
   // One step of the handshake: done (or an error in ec), wait (readability), or
@@ -105,6 +106,7 @@ class TlsSession final : public Transport {
   struct Io {
     int fd;
     std::string early;  // read before the session began, delivered first
+    bool drained = false;  // the last recv came back short or would block
   };
 
  private:
