@@ -7,7 +7,7 @@
 --   local sock = assert(tls.connect("127.0.0.1", 8883, { cafile = "ca.pem" }))
 --   corio.serve(host, port, handler, { tls = { certificate = "c.pem", key = "k.pem" } })
 -- On any corio tcp client: sock:starttls([params | context [, servername]]),
--- sock:tlsinfo(), sock:getpeercertificate() (README, "TLS").
+-- sock:info(), sock:getpeercertificate() (README, "TLS").
 local core = require "corio.core"
 local corio = require "corio"
 

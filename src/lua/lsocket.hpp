@@ -118,7 +118,7 @@ std::size_t check_bytes(lua_State* L, int idx);
 // and their registration.
 void register_sockets(lua_State* L);  // metatables + corio.tcp/udp/... into the module
 const luaL_Reg* stream_methods(Kind kind);  // tcp, unixstream
-const luaL_Reg* tls_methods(Kind kind);     // tcp: starttls, tlsinfo, getpeercertificate (lstream.cpp); else nullptr
+const luaL_Reg* tls_methods(Kind kind);     // tcp: starttls, info, getpeercertificate (lstream.cpp); else nullptr
 extern const luaL_Reg kDatagramMethods[];
 template <Kind K>
 int l_setoption(lua_State* L);

@@ -328,7 +328,7 @@ constexpr luaL_Reg kStreamMethods[] = {
 // tcp's besides: TLS (ltls.cpp)
 constexpr luaL_Reg kTlsMethods[] = {
     {"starttls", protect<l_starttls>},
-    {"tlsinfo", protect<l_tlsinfo>},
+    {"info", protect<l_info>},
     {"getpeercertificate", protect<l_getpeercertificate>},
     {nullptr, nullptr},
 };

@@ -2,7 +2,7 @@
 //
 //   local ctx = core.tlscontext{ cafile = "ca.pem", alpn = "h2" }  -- or nil, message
 //   sock:starttls([ctx_or_params [, servername]])  -- true | nil, message (the socket closed)
-//   sock:tlsinfo()            -- { protocol =, cipher =, alpn =, resumed = } | nil
+//   sock:info([field])        -- { protocol =, cipher =, alpn =, resumed = } | its field | nil
 //   sock:getpeercertificate() -- { subject =, issuer =, notbefore =, notafter =, fingerprint = } | nil
 //
 // A client verifies the server by default (OpenSSL's default paths unless cafile/capath),
@@ -196,9 +196,11 @@ int l_starttls(lua_State* L) {
   return op->settle(L, s->sock->submit(*op, Direction::read, s->timeout()));
 }
 
-int l_tlsinfo(lua_State* L) {
+// sock:info([field]): as LuaSec's conn:info, the table or one of its fields.
+int l_info(lua_State* L) {
   TlsSession* t = session_of(check_role<Kind::tcp>(L, 1, Role::client));
   if (!t) return 0;
+  const char* field = luaL_optstring(L, 2, nullptr);
   TlsInfo i = t->info();
   lua_createtable(L, 0, 4);
   set_field(L, "protocol", i.protocol);
@@ -206,6 +208,7 @@ int l_tlsinfo(lua_State* L) {
   if (!i.alpn.empty()) set_field(L, "alpn", i.alpn);
   lua_pushboolean(L, i.resumed);
   lua_setfield(L, -2, "resumed");
+  if (field) lua_getfield(L, -1, field);
   return 1;
 }
 

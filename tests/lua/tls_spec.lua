@@ -32,15 +32,17 @@ local function echo_server(name)
 end
 
 describe("corio TLS", function()
-  it("connects verified by name and by IP literal; tlsinfo and getpeercertificate", function()
+  it("connects verified by name and by IP literal; info and getpeercertificate", function()
     S.run(function()
       local server = echo_server()
       for _, host in ipairs({ "localhost", "127.0.0.1" }) do
         local c = assert(tls.connect(host, S.port(server), client_params({ alpn = "corio/1", timeout = 5 })))
         assert.equal(5, c:send("ping\n"))
         assert.equal("ping", c:receive("*l"))
-        local info = c:tlsinfo()
+        local info = c:info()
         assert.equal("TLSv1.3", info.protocol)
+        assert.equal("TLSv1.3", c:info("protocol"))  -- one field, as LuaSec's conn:info(field)
+        assert.is_nil(c:info("no such field"))
         assert.equal("corio/1", info.alpn)
         assert.truthy(info.cipher:find("TLS_", 1, true))
         local cert = c:getpeercertificate()
@@ -103,7 +105,9 @@ describe("corio TLS", function()
       assert.equal("220 ready", c:receive("*l"))
       c:send("STARTTLS\r\n")
       assert.equal("220 go ahead", c:receive("*l"))
+      assert.is_nil(c:info())  -- plain text so far
       assert(c:starttls({ cafile = certs.ca }))  -- checked against "localhost"
+      assert.equal("TLSv1.3", c:info("protocol"))
       c:send("hello\n")
       assert.equal("secret hello", c:receive("*l"))
       assert.same({ nil, "closed", "" }, { c:receive("*l") })
@@ -241,7 +245,7 @@ describe("corio TLS", function()
         corio.sleep(0.02)
       end
       assert(c, cerr)
-      assert.equal("TLSv1.2", c:tlsinfo().protocol)
+      assert.equal("TLSv1.2", c:info().protocol)
       commands:write("r\n")
       commands:flush()
       local t, data, rerr = S.time(c.receive, c, "*l")
@@ -347,7 +351,7 @@ describe("corio TLS", function()
         local c = assert(tls.connect("localhost", S.port(server), params))
         c:send("x\n")
         assert.equal("x", c:receive("*l"))  -- the session ticket comes with the data
-        resumed[i] = c:tlsinfo().resumed
+        resumed[i] = c:info().resumed
         c:close()
       end
       assert.same({ false, true }, resumed)
