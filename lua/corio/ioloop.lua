@@ -2,7 +2,8 @@
 -- unchanged once it stands in for luamqtt's own module, before require "mqtt":
 --   package.loaded["mqtt.ioloop"] = require "corio.ioloop"
 -- It hosts luamqtt 3.x clients (_ioloop_iteration, set_ioloop), 4.x clients (step,
--- check_keep_alive) and loop functions. Where luamqtt polls every client and sleeps, this
+-- check_keep_alive), corio.mqtt clients (their engine does the work: added, they start;
+-- done, they leave) and loop functions. Where luamqtt polls every client and sleeps, this
 -- ioloop waits in corio's loop for what can happen next: a client's socket readable, the
 -- time a loop function asked for, a keep-alive or a reconnect due. corio threads, sockets
 -- and timers run meanwhile; an idle ioloop costs no CPU (README, "Coming from luamqtt").
@@ -33,6 +34,7 @@ local function kind(entry)
   local t = type(entry)
   if t == "function" then return "function" end
   if t == "table" or t == "userdata" then
+    if entry._corio_mqtt then return "corio" end      -- corio.mqtt: its engine does the work
     if entry._ioloop_iteration then return "v3" end  -- luamqtt 3.x
     if entry.step then return "v4" end                -- luamqtt 4.x
   end
@@ -105,8 +107,9 @@ function Ioloop:add(client)
   self._added = true
   self._due[client] = -huge
   self._poll[client] = self.opts.sleep_min
-  if k == "v3" and client.set_ioloop then
+  if (k == "v3" or k == "corio") and client.set_ioloop then
     client:set_ioloop(self)
+    if k == "corio" then client:start_connecting() end
   elseif k == "v4" and client.check_keep_alive then
     local function keep_alive() return client:check_keep_alive() end
     self._keepalive[client] = keep_alive
@@ -138,7 +141,7 @@ function Ioloop:remove(client)
     self._keepalive[client] = nil
     self:remove(keep_alive)
   end
-  if k == "v3" and client.set_ioloop then client:set_ioloop(nil) end
+  if (k == "v3" or k == "corio") and client.set_ioloop then client:set_ioloop(nil) end
   self:_poke()
   return true
 end
@@ -296,6 +299,8 @@ function Ioloop:_serve(entry, t, wall)
   elseif k == "v3" then
     if self:_watched(entry) then return self:_serve_watched(entry, self._watches[entry], t, wall) end
     return self:_serve_unwatched(entry, t)
+  elseif k == "corio" then
+    return huge  -- never due: it leaves the ioloop (remove) once it is done
   end
   return self:_serve_step(entry, t)
 end

@@ -2,6 +2,7 @@
 #include "lcompat.hpp"
 #include "levent.hpp"
 #include "lleases.hpp"
+#include "lmqtt.hpp"
 #include "ltls.hpp"
 #include "lprotect.hpp"
 #include "lrecurring.hpp"
@@ -46,6 +47,7 @@ int open_core(lua_State* L) {
   corio::lua::register_coroutines(L);
   corio::lua::register_leases(L);
   corio::lua::register_tls(L);
+  corio::lua::register_mqtt(L);
   lua_pushliteral(L, "0.1.0");
   lua_setfield(L, -2, "version");
   return 1;  // the runtime below the module stays anchored in the registry

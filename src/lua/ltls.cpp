@@ -165,6 +165,20 @@ void set_field(lua_State* L, const char* k, const std::string& v) {
 
 }  // namespace
 
+std::shared_ptr<TlsContext> tls_context_of(lua_State* L, int idx, std::string* servername) {
+  if (auto* c = to_magic_userdata<LTlsContext>(L, idx)) {
+    if (servername) *servername = c->servername;
+    return c->ctx;
+  }
+  std::string name;
+  TlsParams p = parse(L, idx, name);
+  std::string why;
+  auto r = TlsContext::create(p, &why);
+  if (r.error) throw std::invalid_argument(why);
+  if (servername) *servername = name;
+  return std::move(r.value);
+}
+
 // sock:starttls([ctx_or_params [, servername]])
 int l_starttls(lua_State* L) {
   LSocket* s = check_role<Kind::tcp>(L, 1, Role::client);

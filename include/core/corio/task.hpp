@@ -81,6 +81,12 @@ class [[nodiscard]] Task {
 
   bool valid() const noexcept { return bool(h_); }
   bool done() const noexcept { return h_ && h_.done(); }
+  // Runs the task until its first suspension without awaiting it; it stays owned here:
+  // destroying the Task destroys its frame, wherever it is suspended. An owner that drives
+  // coroutines of its own (a protocol client's reader and writer) keeps them this way.
+  void start() {
+    if (h_ && !h_.done()) h_.resume();
+  }
 
   bool await_ready() const noexcept { return !h_ || h_.done(); }
   std::coroutine_handle<> await_suspend(std::coroutine_handle<> awaiting) noexcept {
