@@ -7,6 +7,7 @@ LUA       ?= lua5.4
 PREFIX    ?= /usr/local
 WERROR    ?= $(if $(CI),ON,OFF)
 
+comma := ,
 # Ninja when present, chosen only when a build directory is first configured.
 configure = cmake -S . -B $(1) $$([ -f $(1)/CMakeCache.txt ] || ! command -v ninja >/dev/null || echo -GNinja) \
             -DCORIO_WERROR=$(WERROR) $(2)
@@ -29,7 +30,7 @@ test: build
 	cd $(BUILD) && ctest --output-on-failure -j$(JOBS)
 
 test-sanitize: bootstrap
-	@$(call configure,$(SAN_BUILD),-DCORIO_SANITIZE=address,undefined -DCORIO_BENCH=OFF) >/dev/null
+	@$(call configure,$(SAN_BUILD),-DCORIO_SANITIZE=address$(comma)undefined -DCORIO_BENCH=OFF) >/dev/null
 	cmake --build $(SAN_BUILD) -j$(JOBS)
 	cd $(SAN_BUILD) && ctest --output-on-failure -j$(JOBS)
 

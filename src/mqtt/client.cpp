@@ -5,10 +5,14 @@
 // disconnect() or publish() freely.
 #include <corio/mqtt_client.hpp>
 #include <corio/stream.hpp>
+#include <corio/task.hpp>
 
 #include <algorithm>
+#include <deque>
 #include <list>
 #include <random>
+#include <unordered_map>
+#include <vector>
 
 namespace corio::mqtt {
 

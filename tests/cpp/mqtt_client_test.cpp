@@ -643,3 +643,36 @@ TEST_F(MqttClientTest, HostileRequestsFailAloneAndTheQueueIsBounded) {
   c.disconnect();
   ASSERT_TRUE(run_until(loop, [&] { return c.is_finished(); }, 5s));
 }
+
+TEST_F(MqttClientTest, MessagesAsAnAsyncStreamWithoutOnMessage) {
+  mqtt::Client c(loop, opts("streamer"));
+  c.start();
+  std::vector<std::string> got;
+  std::error_code last;
+  corio::Duration waited{};
+  auto body = [&]() -> Task<void> {
+    if (co_await c.connected(5s)) co_return;
+    if ((co_await c.subscribed(subscribe_to("corio/stream", 1))).error) co_return;
+    for (int i = 0; i < 3; ++i) c.publish(publish_of("corio/stream", "m" + std::to_string(i), 1));
+    for (int i = 0; i < 3; ++i) {
+      auto m = co_await c.message(5s);
+      if (m.error) co_return;
+      got.push_back(m.value.payload);
+    }
+    auto t0 = Loop::now();
+    auto none = co_await c.message(100ms);  // nothing more comes: a timeout, not a hang
+    waited = Loop::now() - t0;
+    last = none.error;
+  };
+  ASSERT_TRUE(run(loop, body()));
+  EXPECT_EQ((std::vector<std::string>{"m0", "m1", "m2"}), got);
+  EXPECT_EQ(std::error_code(corio::Error::timeout), last);
+  EXPECT_GE(waited, 100ms);
+  c.disconnect();
+  ASSERT_TRUE(run_until(loop, [&] { return c.is_finished(); }, 5s));
+  // After the end, a wait answers at once.
+  std::error_code after;
+  auto end = [&]() -> Task<void> { after = (co_await c.message(5s)).error; };
+  ASSERT_TRUE(run(loop, end(), 1s));
+  EXPECT_EQ(std::error_code(mqtt::ClientErrc::disconnected), after);
+}

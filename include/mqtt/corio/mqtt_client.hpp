@@ -14,19 +14,15 @@
 // connection (QoS 0 too, up to Options::max_queued); disconnect() fails what still waits.
 #pragma once
 #include <corio/mqtt_packet.hpp>
-#include <corio/task.hpp>
 #include <corio/timer.hpp>
 #include <corio/tls.hpp>
 
 #include <chrono>
 #include <coroutine>
-#include <deque>
 #include <functional>
 #include <memory>
 #include <optional>
 #include <string>
-#include <unordered_map>
-#include <vector>
 
 namespace corio::mqtt {
 
