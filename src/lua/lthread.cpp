@@ -188,25 +188,21 @@ lua_Integer g_epochs = 0;  // runtimes made in this process (and, through fork, 
 }
 
 Runtime::Runtime(lua_State* L)
-    : loop(Loop::current()), main(L), epoch(++g_epochs), soon_(new SoonQueue{this, {}, {}}) {}
+    : loop(Loop::current()), main(L), epoch(++g_epochs), soon_(std::make_shared<SoonQueue>(SoonQueue{this, {}, {}})) {}
 
 Runtime::~Runtime() {
   while (ops) delete ops;  // the state is closing: pending waits are dropped, not resumed
-  if (soon_->scheduled)
-    soon_->rt = nullptr;  // the queued call deletes it
-  else
-    delete soon_;
+  soon_->rt = nullptr;  // a call still queued holds the queue, and finds no runtime
 }
 
 void Runtime::soon(const Soon& s) {
-  SoonQueue* q = soon_;
+  SoonQueue* q = soon_.get();
   q->items.push_back(s);
   if (q->scheduled) return;
   try {
-    loop.call_soon([q] {
+    loop.call_soon([q = soon_] {
       q->scheduled = false;
-      if (!q->rt) return delete q;
-      q->rt->run_soon();
+      if (q->rt) q->rt->run_soon();
     });
   } catch (...) {
     q->items.pop_back();
@@ -216,7 +212,7 @@ void Runtime::soon(const Soon& s) {
 }
 
 void Runtime::run_soon() {
-  SoonQueue* q = soon_;
+  SoonQueue* q = soon_.get();
   q->running.swap(q->items);  // those queued meanwhile wait for the next turn
   for (const Soon& s : q->running) s.run(*this, s);
   q->running.clear();

@@ -204,7 +204,7 @@ struct Runtime {
   void run_soon();
 
   std::unique_ptr<char[]> scratch_;
-  SoonQueue* soon_;
+  std::shared_ptr<SoonQueue> soon_;  // shared with the loop's queued call, if any
   int runner_fn_ = Anchors::kNone;  // the runner threads' body
   int report_fn_ = Anchors::kNone;  // report()'s work, run protected on main
   std::vector<int> idle_runners_;   // anchors of runner threads waiting for the next call
