@@ -355,6 +355,33 @@ def main():
           "a new session, RSA 2048 certificates made for the run), against `bench/echo.lua PORT CERT KEY` (corio.serve with "
           "tls) and `openssl s_server`, both pinned to CPU 1, s_time to CPU 0. The figure is connections per real "
           "second, so it includes s_time's own work.\n")
+    mi = [d for d in extra if d.get("bench") == "mqtt_idle"]
+    ml = [d for d in extra if d.get("bench") == "mqtt_load"]
+    print("## MQTT: corio's client — idle clients, and messages/s beside libmosquitto\n")
+    print(table(["client", "clients", "keep_alive s", "seconds", "CPU % of a core", "RSS per client B", "PINGREQs seen by the broker"],
+                [[d.get("impl"), d.get("clients", "-"), d.get("keep_alive", "-"), d.get("secs", "-"),
+                  d.get("cpu_pct", "FAIL"), d.get("rss_per_client_b", "-"), d.get("pings", "-")] for d in mi]) + "\n")
+    rows = []
+    for qos in ("0", "1"):
+        for impl in dict.fromkeys(d.get("impl") for d in ml):
+            runs = [d for d in ml if d.get("impl") == impl and d.get("qos") == qos and num(d, "msgs_per_s")]
+            if not runs:
+                continue
+            med = lambda k: statistics.median(num(d, k, 0) for d in runs)
+            rows.append([impl, qos, f"{med('msgs_per_s'):.0f}", f"{med('cpu_s'):.2f}",
+                         f"{statistics.median(num(d, 'received', 0) / max(num(d, 'msgs', 1), 1) for d in runs):.3f}", len(runs)])
+    print(table(["client", "QoS", "messages/s", "client CPU s", "received / sent", "runs"], rows) + "\n")
+    print("`bench/mqtt.sh`, against a local mosquitto 2.0 (pinned to CPU 0; the clients to CPU 1). Idle: "
+          "`bench/mqtt_idle` (C++) and `bench/mqtt_idle.lua` (corio.mqtt, Lua 5.4) connect 1,000 clients with "
+          "keep_alive 5 s, then measure the process's on-CPU time (/proc/self/schedstat) over the window; RSS "
+          "per client is VmRSS after the connects minus before, divided by 1,000; the broker logs every packet and "
+          "its PINGREQ count shows the keep-alives happened. Load: 100 publisher clients each send 1,000 messages "
+          "of 64 bytes to bench/<i>, at most 20 unfinished each (QoS 0: not yet written; QoS 1: not yet "
+          "acknowledged), one subscriber to bench/# at the same QoS counts them; messages/s = received / seconds "
+          "from the first publish to the last arrival (median of the rounds). `bench/mqtt_load` is corio C++; "
+          "`bench/mqtt_load_mosquitto` is the same load on libmosquitto 2.0, every client in one thread through "
+          "its external-loop API (mosquitto_socket, mosquitto_loop_read/write/misc over one poll()), the way to "
+          "put many libmosquitto clients in one event loop. The broker does the same work in both rows.\n")
     print("## corio: idle connections — memory and CPU\n")
     print(table(["server", "conns", "idle s", "srv on-cpu ms (schedstat)", "utime+stime ms", "VmRSS MB", "errors"],
                 [[d["impl"], d.get("conns", "?"), d.get("idle_s", "-"), d.get("srv_sched_ms", "-"), d.get("srv_cpu_ms", "-"),

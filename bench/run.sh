@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # bench/run.sh - corio beside the peers of ../shared/bench in ONE run, then
-# docs/performance.md. Run by `make bench` (which builds first); about 9.5 minutes.
+# docs/performance.md. Run by `make bench` (which builds first); about 13 minutes.
 #
 #   bench/run.sh                 # everything
 #   PEERS_ONLY=epoll,luv bench/run.sh   # fewer peers (corio's servers are always in)
@@ -193,6 +193,10 @@ for round in $(seq "$TLS_ROUNDS"); do
     stop_server
   done
 done
+
+# ---- 2f. MQTT: corio's client, idle (1,000 clients) and under load beside libmosquitto ----
+echo "== MQTT: idle clients, load beside libmosquitto" >&2
+BUILD=$BUILD LUA=$LUA bench/mqtt.sh "$RES" "$EXTRA"
 
 # ---- 3. memory per idle connection and idle CPU (N_IDLE connections) ----
 # idle_line NAME CONNS SECS CMD: N connections, one echo each, then silence
