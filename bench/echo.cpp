@@ -27,10 +27,11 @@ corio::Task<void> echo(corio::Stream s) {
 
 // The handshake in a frame of its own: echo's frame, what an idle connection costs, stays
 // as small as without TLS.
+// (GCC 12 compiles an early `co_return` here into a trap: one path to the end instead.)
 corio::Task<void> echo_tls(corio::Stream s, std::shared_ptr<corio::TlsContext> tls) {
-  if (s.start_tls(std::move(tls))) co_return;
-  if (co_await s.handshake(std::chrono::seconds(10))) co_return;
-  co_await echo(std::move(s));
+  std::error_code ec = s.start_tls(std::move(tls));
+  if (!ec) ec = co_await s.handshake(std::chrono::seconds(10));
+  if (!ec) co_await echo(std::move(s));
 }
 
 corio::Task<void> serve(corio::Listener& listener, std::shared_ptr<corio::TlsContext> tls) {

@@ -328,16 +328,17 @@ struct Client::State {
     for (auto& d : std::exchange(wdone, {})) d(ec);
     for (auto& d : std::exchange(out_done, {})) d(ec);
     out.clear();
+    // The reconnect is armed before the handlers run: they see a client still active.
+    const bool retry = !finished && o.reconnect;
+    if (retry) {
+      retry_timer.start(jittered(delay), [this] { begin(); });
+      delay = std::min(o.reconnect_max, std::max(delay * 2, std::chrono::duration_cast<Duration>(std::chrono::milliseconds(1))));
+    }
     const bool quiet = finished && closing;  // our own DISCONNECT, as asked
     if (!quiet && c.on_error) c.on_error(ec, what);
     for (auto& w : std::exchange(connect_waits, {})) resolve<std::error_code>(w, ec);
     if (was && c.on_close) c.on_close(quiet ? std::error_code(ClientErrc::disconnected) : ec);
-    if (!finished && o.reconnect) {
-      retry_timer.start(jittered(delay), [this] { begin(); });
-      delay = std::min(o.reconnect_max, std::max(delay * 2, std::chrono::duration_cast<Duration>(std::chrono::milliseconds(1))));
-    } else {
-      give_up(finished ? std::error_code(ClientErrc::disconnected) : ec);
-    }
+    if (!retry) give_up(finished ? std::error_code(ClientErrc::disconnected) : ec);
   }
 
   Duration jittered(Duration d) {

@@ -235,15 +235,18 @@ describe("corio.mqtt (luamqtt's client API) against a real mosquitto", function(
         error = function(e) errors[#errors + 1] = e end,
         close = function(conn) closes = closes + 1 assert.is_string(conn.close_reason) end,
       }
-      c:start_connecting()
+      local loop = require("corio.ioloop").create()
+      loop:add(c)  -- starts it
       wait_for(function() return connects == 1 end)
       local port = b.port
       b:stop()
       wait_for(function() return closes == 1 end)
       assert.truthy(errors[1])
+      assert.is_true(loop.clients[c], "a client that will reconnect stays in its ioloop")
       b = mq.start({ port = port })
       wait_for(function() return connects == 2 end, 15)
       c:disconnect()
+      wait_for(function() return not loop.clients[c] end)  -- done: it leaves
     end)
     b:stop()
   end)
