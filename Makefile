@@ -43,7 +43,7 @@ env:
 install: build
 	cmake --install $(BUILD) --prefix $(PREFIX)
 
-# corio beside ../shared/bench's peers in one run (~13 min); writes docs/performance.md.
+# corio beside ../shared/bench's peers in one run (~16 min); writes docs/performance.md.
 # The peers' packages are installed here only (scripts/bootstrap --bench), never for test.
 bench:
 	@scripts/bootstrap --bench

@@ -3,9 +3,11 @@
 # against a local mosquitto, pinned to CPU 1 (mosquitto to CPU 0).
 #  - idle: 1,000 clients with keep_alive 5 s held 30 s (C++ and Lua): CPU and RSS per client;
 #    the broker logs every packet, so the PINGREQs it received are counted.
-#  - load: 100 clients publishing 1,000 messages each at QoS 0 and QoS 1 (20 unfinished per
-#    client), one subscriber counting: corio C++ beside libmosquitto, 2 rounds.
-# Knobs: BUILD=build LUA=lua5.4 MQTT_IDLE_SECS=30 MQTT_ROUNDS=2
+#  - load: 100 clients publishing MQTT_MSGS (5,000) messages each at QoS 0 and QoS 1 (20
+#    unfinished per client), one subscriber counting: corio C++ and corio.mqtt beside
+#    libmosquitto (one thread over epoll, and a thread per client), 2 rounds interleaved; the
+#    broker's CPU time over each row is added to its line (it is the bottleneck).
+# Knobs: BUILD=build LUA=lua5.4 MQTT_IDLE_SECS=30 MQTT_ROUNDS=2 MQTT_MSGS=5000
 set -u
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 RES=${1:?usage: bench/mqtt.sh RESULTS_DIR EXTRA_FILE}
@@ -14,6 +16,7 @@ BUILD=${BUILD:-build}
 LUA=${LUA:-lua5.4}
 SECS=${MQTT_IDLE_SECS:-30}
 ROUNDS=${MQTT_ROUNDS:-2}
+MSGS=${MQTT_MSGS:-5000}
 cd "$ROOT"
 export LUA_PATH="$ROOT/lua/?.lua;$ROOT/lua/?/init.lua;;" LUA_CPATH="$ROOT/$BUILD/lua5.4/?.so;;"
 mkdir -p "$RES/logs"
@@ -54,12 +57,20 @@ log_dest file $RES/mosquitto-idle-$impl/log" || { echo "bench=mqtt_idle impl=$im
 done
 
 start_broker load || { echo "bench=mqtt_load FAIL broker" >> "$EXTRA"; exit 0; }
+TCK=$(getconf CLK_TCK)
+broker_cpu() { awk -v t="$TCK" '{ sub(/^.*\) /, ""); printf "%.2f", ($12 + $13) / t }' "/proc/$BROKER_PID/stat"; }
+load_rows=("corio-cpp|$BUILD/bench/mqtt_load" "corio-lua|$LUA bench/mqtt_load.lua"
+           "libmosquitto|$BUILD/bench/mqtt_load_mosquitto" "libmosquitto-threads|$BUILD/bench/mqtt_load_mosquitto")
 for round in $(seq "$ROUNDS"); do
   for qos in 0 1; do
-    for prog in mqtt_load mqtt_load_mosquitto; do
-      [ -x "$BUILD/bench/$prog" ] || { echo "bench=mqtt_load round=$round impl=$prog qos=$qos FAIL not built" >> "$EXTRA"; continue; }
-      line=$(taskset -c 1 timeout 90 "$BUILD/bench/$prog" "$PORT" "$qos" 100 1000 20 2>>"$RES/logs/mqtt.log")
-      echo "${line:-bench=mqtt_load impl=$prog qos=$qos FAIL} round=$round" >> "$EXTRA"
+    for r in "${load_rows[@]}"; do
+      impl=${r%%|*}; read -r -a cmd <<<"${r#*|}"
+      [ -x "${cmd[0]}" ] || command -v "${cmd[0]}" >/dev/null || { echo "bench=mqtt_load round=$round impl=$impl qos=$qos FAIL not built" >> "$EXTRA"; continue; }
+      args=("$PORT" "$qos" 100 "$MSGS" 20); [ "$impl" = libmosquitto-threads ] && args+=(threads)
+      b0=$(broker_cpu)
+      line=$(taskset -c 1 timeout 90 "${cmd[@]}" "${args[@]}" 2>>"$RES/logs/mqtt.log")
+      b1=$(broker_cpu)
+      echo "${line:-bench=mqtt_load impl=$impl qos=$qos FAIL} round=$round broker_cpu_s=$(awk -v a="$b0" -v b="$b1" 'BEGIN{printf "%.2f", b-a}')" >> "$EXTRA"
     done
   done
 done

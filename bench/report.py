@@ -368,20 +368,33 @@ def main():
             if not runs:
                 continue
             med = lambda k: statistics.median(num(d, k, 0) for d in runs)
-            rows.append([impl, qos, f"{med('msgs_per_s'):.0f}", f"{med('cpu_s'):.2f}",
+            rows.append([impl, qos, f"{med('msgs_per_s'):.0f}", f"{med('secs'):.2f}", f"{med('cpu_s'):.2f}",
+                         f"{med('broker_cpu_s'):.2f}" if all(num(d, "broker_cpu_s") is not None for d in runs) else "-",
                          f"{statistics.median(num(d, 'received', 0) / max(num(d, 'msgs', 1), 1) for d in runs):.3f}", len(runs)])
-    print(table(["client", "QoS", "messages/s", "client CPU s", "received / sent", "runs"], rows) + "\n")
-    print("`bench/mqtt.sh`, against a local mosquitto 2.0 (pinned to CPU 0; the clients to CPU 1). Idle: "
+    msgs = next((f"{int(num(d, 'msgs')):,}" for d in ml if num(d, "msgs")), "?")
+    print(table(["client", "QoS", "messages/s", "seconds", "client CPU s", "broker CPU s", "received / sent", "runs"], rows) + "\n")
+    print("`bench/mqtt.sh`, against a local mosquitto 2.0 (pinned to CPU 0; the clients to CPU 1; config: no "
+          "persistence, `max_queued_messages 0` and `max_inflight_messages 0`, i.e. no limit, so no QoS 0 message "
+          "is dropped for a full queue). Idle: "
           "`bench/mqtt_idle` (C++) and `bench/mqtt_idle.lua` (corio.mqtt, Lua 5.4) connect 1,000 clients with "
           "keep_alive 5 s, then measure the process's on-CPU time (/proc/self/schedstat) over the window; RSS "
-          "per client is VmRSS after the connects minus before, divided by 1,000; the broker logs every packet and "
-          "its PINGREQ count shows the keep-alives happened. Load: 100 publisher clients each send 1,000 messages "
+          "per client is VmRSS after the connects minus before, divided by 1,000; the broker logs every packet "
+          "(`log_type all`, this row only) and its PINGREQ count shows the keep-alives happened. Load: 100 "
+          f"publisher clients, {msgs} messages in all, each client sending messages "
           "of 64 bytes to bench/<i>, at most 20 unfinished each (QoS 0: not yet written; QoS 1: not yet "
-          "acknowledged), one subscriber to bench/# at the same QoS counts them; messages/s = received / seconds "
-          "from the first publish to the last arrival (median of the rounds). `bench/mqtt_load` is corio C++; "
-          "`bench/mqtt_load_mosquitto` is the same load on libmosquitto 2.0, every client in one thread through "
-          "its external-loop API (mosquitto_socket, mosquitto_loop_read/write/misc over one poll()), the way to "
-          "put many libmosquitto clients in one event loop. The broker does the same work in both rows.\n")
+          "acknowledged; libmosquitto's default max_inflight is 20 too), one subscriber to bench/# at the same QoS "
+          "counts them; messages/s = received / seconds from the first publish to the last arrival; every figure "
+          "is the median of the rounds, the rows of a round back to back against one broker. Client CPU is the "
+          "client process's utime+stime over the same span, broker CPU the broker's (/proc/PID/stat) over the "
+          "row. `bench/mqtt_load` is corio C++, `bench/mqtt_load.lua` corio.mqtt (luamqtt's API, each message "
+          "acknowledged by the handler). `bench/mqtt_load_mosquitto` is the same load on libmosquitto 2.0, two "
+          "ways: `libmosquitto`, every client in one thread through its external-loop API (epoll over "
+          "mosquitto_socket(), mosquitto_loop_read when readable, mosquitto_loop_write when writable or "
+          "mosquitto_want_write, mosquitto_loop_misc once a second), the way to put many clients in one event "
+          "loop as corio does; `libmosquitto-threads`, mosquitto_loop_start (a network thread per client, 101 "
+          "threads on the one CPU). The broker does the same work in every row and is near 100 % of its CPU in "
+          "most of them (broker CPU s close to seconds): the rate is the broker's as much as the client's, and "
+          "a client whose traffic costs the broker less gets more through.\n")
     print("## corio: idle connections — memory and CPU\n")
     print(table(["server", "conns", "idle s", "srv on-cpu ms (schedstat)", "utime+stime ms", "VmRSS MB", "errors"],
                 [[d["impl"], d.get("conns", "?"), d.get("idle_s", "-"), d.get("srv_sched_ms", "-"), d.get("srv_cpu_ms", "-"),

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # bench/run.sh - corio beside the peers of ../shared/bench in ONE run, then
-# docs/performance.md. Run by `make bench` (which builds first); about 13 minutes.
+# docs/performance.md. Run by `make bench` (which builds first); about 16 minutes.
 #
 #   bench/run.sh                 # everything
 #   PEERS_ONLY=epoll,luv bench/run.sh   # fewer peers (corio's servers are always in)
