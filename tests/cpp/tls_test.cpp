@@ -293,21 +293,9 @@ TEST_F(TlsTest, CloseWithAndWithoutCloseNotifyEndsReadAll) {
   }
 }
 
-// A free loopback port (bound, then closed).
-std::uint16_t free_port() {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t len = sizeof a;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  ::close(fd);
-  return ntohs(a.sin_port);
-}
 
 TEST_F(TlsTest, AgainstOpenSslSServer) {
-  std::uint16_t port = free_port();
+  std::uint16_t port = corio_net_test::free_tcp_port();
   std::string pidfile = certs().path("s_server.pid");
   std::string cmd = "cd " + certs().dir + " && (openssl s_server -quiet -rev -accept 127.0.0.1:" +
                     std::to_string(port) + " -cert server.pem -key server.key </dev/null >/dev/null 2>&1 & echo $! > " +
